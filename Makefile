@@ -1,0 +1,29 @@
+# Two entry points (README): `make demo` and `make test`. Both set up the environment first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SAMPLE_ROOT ?= datasets/sample
+DEMO_OUT ?= demo_output
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast lint benchmark-data clean
+
+setup:
+	bash tools/setup_env.sh $(VENV)
+
+demo: setup
+	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/demo.py --root $(SAMPLE_ROOT) --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m flake8 lv_adapter tools tests train_net.py
+
+benchmark-data: setup
+	$(PY) tools/benchmark_data.py
+
+clean:
+	rm -rf $(DEMO_OUT) build *.egg-info

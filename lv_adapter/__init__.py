@@ -1,0 +1,5 @@
+"""LV-Adapter for Detectron2: multi-task driving perception with language-guided adaptation.
+
+Importing this package registers the BDD100K datasets and everything the configs name.
+"""
+from lv_adapter import compat  # noqa: F401  (first: makes detectron2.layers importable)

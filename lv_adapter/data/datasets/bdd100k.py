@@ -1,0 +1,333 @@
+"""BDD100K dataset dicts for detection, semantic and drivable-area segmentation.
+
+One image may carry labels for any subset of the three tasks. :func:`load_bdd100k` reads one image
+folder plus any of: a ``det_20`` JSON file, a folder of semantic masks, a folder of drivable masks,
+and returns one Detectron2 dataset dict per image:
+
+* ``file_name`` (str), ``image_id`` (str, the file stem), ``height``, ``width`` (int);
+* ``labeled_tasks`` (list[str]): the tasks this image has labels for, in ``TASKS`` order;
+* ``annotations`` (list[dict], only when detection is labeled): ``bbox`` (XYXY_ABS floats, with the
+  exclusive right/bottom edge), ``bbox_mode``, ``category_id`` (0..9), ``iscrowd`` (0 or 1);
+* ``sem_seg_file_name`` (str, only when semantic is labeled);
+* ``drivable_file_name`` (str, only when drivable is labeled), plus ``drivable_legacy: True`` when
+  the mask uses the 2018 encoding (the mapper remaps its values).
+
+The official dataset names are registered by :mod:`lv_adapter.data.datasets.builtin`.
+"""
+import functools
+import json
+import logging
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
+from PIL import Image
+
+from lv_adapter.data.datasets.categories import (
+    DET_CLASSES,
+    DET_COLORS,
+    DETECTION,
+    DRIVABLE,
+    DRIVABLE_CLASSES,
+    DRIVABLE_COLORS,
+    IGNORE_LABEL,
+    NON_BOX_CATEGORIES,
+    SEM_SEG_CLASSES,
+    SEM_SEG_COLORS,
+    SEMANTIC,
+    TASKS,
+    det_category_id,
+)
+from lv_adapter.data.errors import BadSampleError, BadSampleHandler
+
+__all__ = [
+    "LABEL_KEYS",
+    "bdd100k_metadata",
+    "load_bdd100k",
+    "merge_by_image",
+    "register_bdd100k",
+    "register_loader",
+]
+
+logger = logging.getLogger(__name__)
+
+# The dataset-dict keys that hold each task's labels: merging and splitting move them per task.
+LABEL_KEYS = {
+    DETECTION: ("annotations",),
+    SEMANTIC: ("sem_seg_file_name",),
+    DRIVABLE: ("drivable_file_name", "drivable_legacy"),
+}
+# Mask file name = stem + one of these endings. The 2018 releases add an id suffix to the stem.
+SEM_SEG_ENDINGS = ("_train_id.png", ".png")
+DRIVABLE_ENDINGS = (".png",)
+LEGACY_DRIVABLE_ENDINGS = ("_drivable_id.png",)
+IMAGE_EXT = ".jpg"  # masks name only a stem; every BDD100K image is a JPEG
+
+
+def bdd100k_metadata():
+    """Class names and colours of the three tasks, for ``MetadataCatalog``.
+
+    Returns:
+        dict: ``thing_classes``/``thing_colors`` (10 detection classes), ``stuff_classes``/
+        ``stuff_colors`` (19 semantic classes), ``drivable_classes``/``drivable_colors`` (3) and
+        ``ignore_label`` (255).
+    """
+    return {
+        "thing_classes": list(DET_CLASSES),
+        "thing_colors": [list(c) for c in DET_COLORS],
+        "stuff_classes": list(SEM_SEG_CLASSES),
+        "stuff_colors": [list(c) for c in SEM_SEG_COLORS],
+        "drivable_classes": list(DRIVABLE_CLASSES),
+        "drivable_colors": [list(c) for c in DRIVABLE_COLORS],
+        "ignore_label": IGNORE_LABEL,
+    }
+
+
+def load_bdd100k(
+    image_root,
+    det_json=None,
+    sem_seg_root=None,
+    drivable_root=None,
+    legacy_drivable=False,
+    on_bad_sample=None,
+):
+    """Load BDD100K labels of one image folder as Detectron2 dataset dicts (see module doc).
+
+    The images are the union of the frames of ``det_json`` and the masks of both mask folders;
+    each must exist in ``image_root``. A bad image or frame is reported as a
+    :class:`BadSampleError` through the ``on_bad_sample`` policy ("skip" drops the whole image);
+    a missing or malformed label file or folder always raises.
+
+    Args:
+        image_root (str): folder of ``<stem>.jpg``.
+        det_json (str or None): ``det_20``-style JSON list of frames.
+        sem_seg_root (str or None): folder of ``<stem>.png`` (or ``<stem>_train_id.png``).
+        drivable_root (str or None): folder of ``<stem>.png``, or ``<stem>_drivable_id.png`` when
+            ``legacy_drivable``.
+        legacy_drivable (bool): the drivable masks use the 2018 encoding.
+        on_bad_sample (str or None): "raise" or "skip"; None uses the global default policy.
+
+    Returns:
+        list[dict]: one dict per image, sorted by ``image_id``.
+    """
+    handler = BadSampleHandler(on_bad_sample, what="image")
+    if not os.path.isdir(image_root):
+        raise BadSampleError(image_root, "image folder not found")
+    entries, bad = {}, set()
+    if det_json is not None:
+        _add_detection(entries, bad, det_json, image_root, handler)
+    if sem_seg_root is not None:
+        _add_masks(entries, sem_seg_root, SEM_SEG_ENDINGS, SEMANTIC, image_root)
+    if drivable_root is not None:
+        endings = LEGACY_DRIVABLE_ENDINGS if legacy_drivable else DRIVABLE_ENDINGS
+        _add_masks(entries, drivable_root, endings, DRIVABLE, image_root, legacy_drivable)
+    dicts = []
+    for stem in sorted(entries.keys() - bad):
+        try:
+            dicts.append(_finish_record(stem, entries[stem]))
+        except BadSampleError as e:
+            handler(e)
+    if handler.count:
+        logger.warning(f"skipped {handler.count} bad images/frames while loading {image_root}")
+    logger.info(f"Loaded {len(dicts)} BDD100K images from {image_root}")
+    return dicts
+
+
+def _add_detection(entries, bad, det_json, image_root, handler):
+    """Add one entry per frame of ``det_json``; stems of bad frames go to ``bad``."""
+    for index, frame in enumerate(_read_frame_list(det_json)):
+        name = frame.get("name") if isinstance(frame, dict) else None
+        stem = os.path.splitext(os.path.basename(name))[0] if isinstance(name, str) else None
+        try:
+            if not stem:
+                raise BadSampleError(det_json, f"frame {index} has no 'name'")
+            if stem in entries:
+                raise BadSampleError(det_json, f"frame {name!r} appears twice")
+            annotations = _frame_annotations(frame, det_json)
+        except BadSampleError as e:
+            handler(e)
+            bad.add(stem)
+            continue
+        entries[stem] = {
+            "file_name": os.path.join(image_root, name),
+            "sources": [f"{det_json} (frame {name!r})"],
+            DETECTION: {"annotations": annotations},
+        }
+
+
+def _read_frame_list(path):
+    """Read a JSON file that must hold a list; any problem with the file raises."""
+    if not os.path.isfile(path):
+        raise BadSampleError(path, "detection label file not found")
+    with open(path, encoding="utf-8") as f:
+        try:
+            frames = json.load(f)
+        except json.JSONDecodeError as e:
+            raise BadSampleError(
+                path, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
+            ) from e
+        except UnicodeDecodeError as e:
+            raise BadSampleError(path, f"not a UTF-8 text file ({e})") from e
+    if not isinstance(frames, list):
+        raise BadSampleError(path, f"expected a list of frames, got a JSON {type(frames).__name__}")
+    return frames
+
+
+def _frame_annotations(frame, det_json):
+    """Detectron2 annotations of one frame; ``labels`` missing or null means zero objects."""
+    labels = frame.get("labels") or []
+    where = f"frame {frame['name']!r}"
+    if not isinstance(labels, list):
+        raise BadSampleError(det_json, f"{where}: 'labels' is not a list")
+    annotations = []
+    for label in labels:
+        if not isinstance(label, dict):
+            raise BadSampleError(det_json, f"{where}: a label is not a JSON object")
+        category = label.get("category")
+        if category in NON_BOX_CATEGORIES:
+            continue  # 2018 polygon labels (drivable area, lane): not detection labels
+        what = f"{where}, label {label.get('id')!r} ({category!r})"
+        try:
+            category_id, is_ignore = det_category_id(category)
+        except KeyError:
+            raise BadSampleError(det_json, f"{what}: unknown category") from None
+        crowd = bool((label.get("attributes") or {}).get("crowd", False))
+        annotations.append(
+            {
+                "bbox": _box(label.get("box2d"), det_json, what),
+                "bbox_mode": BoxMode.XYXY_ABS,
+                "category_id": category_id,
+                "iscrowd": int(crowd or is_ignore),
+            }
+        )
+    return annotations
+
+
+def _box(box2d, det_json, what):
+    """Convert an inclusive-pixel ``box2d`` to a continuous XYXY box ``[x1, y1, x2+1, y2+1]``."""
+    if box2d is None:
+        raise BadSampleError(det_json, f"{what}: label has no box2d")
+    try:
+        x1, y1, x2, y2 = (float(box2d[k]) for k in ("x1", "y1", "x2", "y2"))
+    except (KeyError, TypeError, ValueError):
+        raise BadSampleError(det_json, f"{what}: malformed box2d {box2d!r}") from None
+    if x2 < x1 or y2 < y1:
+        raise BadSampleError(det_json, f"{what}: box2d has x2 < x1 or y2 < y1: {box2d!r}")
+    # BDD100K's x2/y2 are the last pixel inside the box; detectron2's XYXY_ABS edge is one past it.
+    return [x1, y1, x2 + 1.0, y2 + 1.0]
+
+
+def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
+    """Add the masks of ``mask_root`` (files ending in one of ``endings``) to ``entries``."""
+    if not os.path.isdir(mask_root):
+        raise BadSampleError(mask_root, f"{task} mask folder not found")
+    key = LABEL_KEYS[task][0]
+    for entry in sorted(os.scandir(mask_root), key=lambda e: e.name):
+        ending = next((end for end in endings if entry.name.endswith(end)), None)
+        if ending is None or not entry.is_file():
+            continue  # not a label mask (e.g. the 2018 colour maps or stray files)
+        stem = entry.name[: -len(ending)]
+        record = entries.setdefault(
+            stem, {"file_name": os.path.join(image_root, stem + IMAGE_EXT), "sources": []}
+        )
+        record["sources"].append(entry.path)
+        record[task] = {key: entry.path, **({"drivable_legacy": True} if legacy else {})}
+
+
+def _finish_record(stem, entry):
+    """Build the dataset dict of one image, reading its size from the image header."""
+    file_name = entry["file_name"]
+    try:
+        with Image.open(file_name) as image:  # reads the header only, not the pixels
+            width, height = image.size
+    except FileNotFoundError:
+        sources = ", ".join(entry["sources"])
+        raise BadSampleError(file_name, f"image not found (labeled by {sources})") from None
+    except Exception as e:  # PIL raises several types for a corrupt header
+        raise BadSampleError(file_name, f"unreadable image header ({e})") from None
+    record = {"file_name": file_name, "image_id": stem, "height": height, "width": width}
+    record["labeled_tasks"] = [task for task in TASKS if task in entry]
+    for task in record["labeled_tasks"]:
+        record.update(entry[task])
+    return record
+
+
+def merge_by_image(*dict_lists):
+    """Merge per-task dataset dicts of the same image (same ``image_id``) into one dict.
+
+    Args:
+        dict_lists (list[dict]): lists of dataset dicts, e.g. detection, drivable, semantic.
+
+    Returns:
+        list[dict]: one dict per image, in order of first appearance; ``labeled_tasks`` is the
+        union (in ``TASKS`` order) and the label keys of all tasks are combined. ``file_name`` is
+        the first list's (the same picture may live under both images/100k and images/10k).
+
+    Raises:
+        ValueError: two lists label the same task of one image, or disagree on its size.
+    """
+    merged = {}
+    for dicts in dict_lists:
+        for d in dicts:
+            image_id = d["image_id"]
+            if image_id not in merged:
+                merged[image_id] = {**d, "labeled_tasks": list(d["labeled_tasks"])}
+            else:
+                _merge_into(merged[image_id], d)
+    return list(merged.values())
+
+
+def _merge_into(target, other):
+    image_id = target["image_id"]
+    both = [task for task in TASKS if task in target["labeled_tasks"] and task in other["labeled_tasks"]]
+    if both:
+        raise ValueError(f"image {image_id!r} is labeled for {', '.join(both)} in two dataset lists")
+    if (target["height"], target["width"]) != (other["height"], other["width"]):
+        raise ValueError(
+            f"image {image_id!r} has two sizes: {target['file_name']} is "
+            f"{target['width']}x{target['height']}, {other['file_name']} is "
+            f"{other['width']}x{other['height']}"
+        )
+    tasks = set(target["labeled_tasks"]) | set(other["labeled_tasks"])
+    target["labeled_tasks"] = [task for task in TASKS if task in tasks]
+    for task in other["labeled_tasks"]:
+        target.update({k: other[k] for k in LABEL_KEYS[task] if k in other})
+
+
+def register_loader(name, loader, tasks, **paths):
+    """Register ``loader`` (a no-argument callable) as dataset ``name`` with BDD100K metadata.
+
+    Args:
+        name (str): dataset name; must not be registered yet.
+        loader (callable): returns the list of dataset dicts; called only by ``DatasetCatalog.get``.
+        tasks (iterable[str]): the tasks this dataset can label (``metadata.tasks``).
+        paths: ``image_root``, ``json_file``, ``sem_seg_root``, ``drivable_root``; those that are
+            None are left out of the metadata (detectron2's evaluators test for ``json_file``).
+    """
+    DatasetCatalog.register(name, loader)
+    metadata = bdd100k_metadata()
+    metadata.update({k: v for k, v in paths.items() if v is not None})
+    metadata["tasks"] = [task for task in TASKS if task in set(tasks)]
+    MetadataCatalog.get(name).set(**metadata)
+
+
+def register_bdd100k(
+    name, image_root, det_json=None, sem_seg_root=None, drivable_root=None, legacy_drivable=False
+):
+    """Register :func:`load_bdd100k` with these arguments as dataset ``name``; reads no file.
+
+    Loading (at ``DatasetCatalog.get``) uses the global bad-sample policy of that time.
+    """
+    loader = functools.partial(
+        load_bdd100k, image_root, det_json, sem_seg_root, drivable_root, legacy_drivable
+    )
+    sources = {DETECTION: det_json, SEMANTIC: sem_seg_root, DRIVABLE: drivable_root}
+    register_loader(
+        name,
+        loader,
+        [task for task, source in sources.items() if source is not None],
+        image_root=image_root,
+        json_file=det_json,
+        sem_seg_root=sem_seg_root,
+        drivable_root=drivable_root,
+    )

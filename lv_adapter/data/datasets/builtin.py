@@ -1,0 +1,136 @@
+"""Official BDD100K dataset names, registered for a datasets root; registration reads no file.
+
+Names (``<root>/bdd100k`` holds the official layout):
+
+* ``bdd100k_det_{train,val}``: images/100k + labels/det_20/det_{split}.json;
+* ``bdd100k_drivable_{train,val}``: images/100k + labels/drivable/masks/{split};
+* ``bdd100k_sem_seg_{train,val}``: images/10k + labels/sem_seg/masks/{split};
+* ``bdd100k_multitask_{train,val}``: the three merged by image; the train set drops the 10k-train
+  images that are also 100k-val images (the same picture under the same stem);
+* ``bdd100k_{full,disjoint_normal,disjoint_balance}_train``: the paper's training settings
+  (:mod:`lv_adapter.data.splits`) over ``bdd100k_multitask_train``.
+"""
+import functools
+import logging
+import os
+
+from lv_adapter.data.datasets.bdd100k import (
+    load_bdd100k,
+    merge_by_image,
+    register_bdd100k,
+    register_loader,
+)
+from lv_adapter.data.datasets.categories import TASKS
+from lv_adapter.data.errors import BadSampleError
+from lv_adapter.data.splits import SETTINGS, apply_split, leaked_stems, load_split, make_split
+
+__all__ = [
+    "load_multitask",
+    "load_setting",
+    "official_paths",
+    "register_all_bdd100k",
+    "split_folder",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def official_paths(root, split):
+    """Paths of the official layout under ``<root>/bdd100k`` for ``split`` ("train" or "val").
+
+    Returns:
+        dict: ``images_100k``, ``images_10k``, ``det_json``, ``drivable_root``, ``sem_seg_root``.
+    """
+    base = os.path.join(root, "bdd100k")
+    return {
+        "images_100k": os.path.join(base, "images", "100k", split),
+        "images_10k": os.path.join(base, "images", "10k", split),
+        "det_json": os.path.join(base, "labels", "det_20", f"det_{split}.json"),
+        "drivable_root": os.path.join(base, "labels", "drivable", "masks", split),
+        "sem_seg_root": os.path.join(base, "labels", "sem_seg", "masks", split),
+    }
+
+
+def split_folder(root, setting):
+    """Folder of the stored image lists of a training setting."""
+    return os.path.join(root, "bdd100k", "splits", setting)
+
+
+def load_multitask(root, split):
+    """Detection, drivable and semantic dicts of ``split`` merged by image (see module doc)."""
+    p = official_paths(root, split)
+    det = load_bdd100k(p["images_100k"], det_json=p["det_json"])
+    drivable = load_bdd100k(p["images_100k"], drivable_root=p["drivable_root"])
+    sem_seg = load_bdd100k(p["images_10k"], sem_seg_root=p["sem_seg_root"])
+    dicts = merge_by_image(det, drivable, sem_seg)
+    if split != "train":
+        return dicts
+    leaked = leaked_stems((d["image_id"] for d in sem_seg), _image_stems(root, "val"))
+    logger.info(f"Dropped {len(leaked)} 10k-train images that are also 100k-val images")
+    return [d for d in dicts if d["image_id"] not in leaked]
+
+
+def _image_stems(root, split):
+    folder = official_paths(root, split)["images_100k"]
+    if not os.path.isdir(folder):
+        raise BadSampleError(
+            folder, "image folder not found (needed to drop 10k-train images that are 100k-val)"
+        )
+    return {os.path.splitext(name)[0] for name in os.listdir(folder)}
+
+
+def load_setting(root, setting):
+    """The multi-task train set under a training setting of :data:`SETTINGS`.
+
+    Disjoint settings take their image lists from :func:`split_folder` when it exists, else draw
+    them with the setting's sizes and seed 0.
+    """
+    dicts = load_multitask(root, "train")
+    sizes = SETTINGS[setting]
+    if sizes is None:
+        return dicts
+    folder = split_folder(root, setting)
+    if os.path.isdir(folder):
+        return apply_split(dicts, load_split(folder), source=folder)
+    try:
+        split = make_split(dicts, sizes, seed=0)
+    except ValueError as e:
+        raise ValueError(
+            f"cannot draw the {setting} split from {root}: {e}. Write smaller lists with "
+            f"`python tools/make_splits.py --root {root} --setting {setting} --sizes ...` "
+            f"(they go to {folder})"
+        ) from e
+    return apply_split(dicts, split)
+
+
+def register_all_bdd100k(root):
+    """Register the official names (module doc) for the datasets root ``root``; reads no file.
+
+    The multi-task datasets have two image folders, so their metadata has no ``image_root``.
+    """
+    for split in ("train", "val"):
+        p = official_paths(root, split)
+        register_bdd100k(f"bdd100k_det_{split}", p["images_100k"], det_json=p["det_json"])
+        register_bdd100k(
+            f"bdd100k_drivable_{split}", p["images_100k"], drivable_root=p["drivable_root"]
+        )
+        register_bdd100k(
+            f"bdd100k_sem_seg_{split}", p["images_10k"], sem_seg_root=p["sem_seg_root"]
+        )
+        multitask = functools.partial(load_multitask, root, split)
+        _register_multitask(f"bdd100k_multitask_{split}", root, split, multitask)
+    for setting in SETTINGS:
+        loader = functools.partial(load_setting, root, setting)
+        _register_multitask(f"bdd100k_{setting}_train", root, "train", loader)
+
+
+def _register_multitask(name, root, split, loader):
+    p = official_paths(root, split)
+    register_loader(
+        name,
+        loader,
+        TASKS,
+        json_file=p["det_json"],
+        sem_seg_root=p["sem_seg_root"],
+        drivable_root=p["drivable_root"],
+    )

@@ -1,0 +1,97 @@
+"""Reading images and label masks, with every check a bad file deserves.
+
+The mapper (training) and the evaluators (ground truth) read files through these functions, so a
+missing, corrupt, mis-sized or out-of-range file is reported the same way everywhere: as a
+:class:`~lv_adapter.data.errors.BadSampleError` that names the file and the problem.
+"""
+import os
+
+import cv2
+import numpy as np
+from detectron2.data import detection_utils as utils
+from PIL import Image, UnidentifiedImageError
+
+from lv_adapter.data.datasets.categories import (
+    DRIVABLE,
+    DRIVABLE_CLASSES,
+    IGNORE_LABEL,
+    LEGACY_DRIVABLE_TO_CURRENT,
+    SEMANTIC,
+    SEM_SEG_CLASSES,
+)
+from lv_adapter.data.errors import BadSampleError
+
+NUM_MASK_CLASSES = {SEMANTIC: len(SEM_SEG_CLASSES), DRIVABLE: len(DRIVABLE_CLASSES)}
+
+# Lookup table from the 2018 drivable encoding to the current one (255 stays 255). Applied after
+# the range check, which holds for both encodings (ids 0..2 or 255).
+_LEGACY_DRIVABLE_LUT = np.full(256, IGNORE_LABEL, dtype=np.uint8)
+_LEGACY_DRIVABLE_LUT[: len(LEGACY_DRIVABLE_TO_CURRENT)] = LEGACY_DRIVABLE_TO_CURRENT
+_LEGACY_DRIVABLE_LUT[IGNORE_LABEL] = IGNORE_LABEL
+
+
+def read_image(path, image_format="BGR"):
+    """Decode an image file into an HxWxC uint8 array in ``image_format`` (detectron2's reader).
+
+    Raises BadSampleError for a missing, unreadable or truncated file.
+    """
+    if not os.path.isfile(path):
+        raise BadSampleError(path, "image file is missing")
+    try:
+        return utils.read_image(path, format=image_format)
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as e:
+        raise BadSampleError(path, f"image cannot be decoded (corrupt or truncated?): {e}")
+
+
+def read_label_mask(path, task, image_shape=None, legacy_drivable=False):
+    """Read and validate a label-id mask of ``task`` ("semantic" or "drivable").
+
+    Args:
+        path (str): a single-channel 8-bit PNG of class ids.
+        task (str): decides the valid range: ids 0..K-1 of the task's K classes, or 255 (ignore).
+        image_shape (tuple[int, int] or None): (H, W) the mask must have, when given.
+        legacy_drivable (bool): the mask uses the 2018 drivable encoding (0 background, 1 direct,
+            2 alternative) and is remapped to the current one (0 direct, 1 alternative,
+            2 background).
+
+    Returns:
+        np.ndarray: HxW uint8 class ids in the current encoding, 255 = ignore.
+    """
+    mask = _decode_mask(path)
+    if image_shape is not None and mask.shape != tuple(image_shape):
+        raise BadSampleError(
+            path,
+            f"{task} mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
+            f"{image_shape[1]}x{image_shape[0]}",
+        )
+    _check_mask_values(path, task, mask)
+    return _LEGACY_DRIVABLE_LUT[mask] if legacy_drivable else mask
+
+
+def _decode_mask(path):
+    if not os.path.isfile(path):
+        raise BadSampleError(path, "label mask file is missing")
+    mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise BadSampleError(path, "label mask cannot be decoded (corrupt, truncated or not an image)")
+    if mask.ndim != 2:
+        raise BadSampleError(
+            path,
+            f"label mask must be single-channel class ids, got {mask.shape[2]} channels "
+            "(a colour rendering instead of the id mask?)",
+        )
+    if mask.dtype != np.uint8:
+        raise BadSampleError(path, f"label mask must be 8-bit, got {mask.dtype}")
+    return mask
+
+
+def _check_mask_values(path, task, mask):
+    num_classes = NUM_MASK_CLASSES[task]
+    bad = (mask >= num_classes) & (mask != IGNORE_LABEL)
+    if bad.any():
+        values = np.unique(mask[bad]).tolist()
+        raise BadSampleError(
+            path,
+            f"{task} mask holds values {values} outside the valid ids 0..{num_classes - 1} "
+            f"(and {IGNORE_LABEL} = ignore)",
+        )
