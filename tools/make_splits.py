@@ -27,11 +27,12 @@ def parse_sizes(text):
         task, sep, value = item.partition("=")
         task = task.strip()
         if not sep or task not in TASKS:
-            raise argparse.ArgumentTypeError(f"expected task=N with a task of {TASKS}, got {item!r}")
+            raise argparse.ArgumentTypeError(f"expected task=N, task one of {TASKS}: {item!r}")
         try:
             sizes[task] = int(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"size of {task} is not an integer: {value!r}") from None
+            message = f"size of {task} is not an integer: {value!r}"
+            raise argparse.ArgumentTypeError(message) from None
     return sizes
 
 

@@ -279,9 +279,9 @@ def merge_by_image(*dict_lists):
 
 def _merge_into(target, other):
     image_id = target["image_id"]
-    both = [task for task in TASKS if task in target["labeled_tasks"] and task in other["labeled_tasks"]]
+    both = [t for t in TASKS if t in target["labeled_tasks"] and t in other["labeled_tasks"]]
     if both:
-        raise ValueError(f"image {image_id!r} is labeled for {', '.join(both)} in two dataset lists")
+        raise ValueError(f"image {image_id!r} is labeled for {', '.join(both)} in two lists")
     if (target["height"], target["width"]) != (other["height"], other["width"]):
         raise ValueError(
             f"image {image_id!r} has two sizes: {target['file_name']} is "

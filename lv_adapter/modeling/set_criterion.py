@@ -1,0 +1,79 @@
+"""The set-prediction loss shared by Sparse R-CNN and MaskFormer.
+
+For each decoder stage (deep supervision), predictions are matched one-to-one to targets by the
+Hungarian matcher on a weighted sum of pairwise costs, then the matched pairs (and, for the class
+term, the unmatched predictions) are scored. The same weights weigh the costs and the losses.
+Subclasses say what the costs and the loss terms are; this base does matching, normalization,
+weighting, naming and the empty cases.
+"""
+import torch
+from detectron2.utils import comm
+from torch import nn
+
+from lv_adapter.modeling.matching import hungarian_match
+
+
+class SetCriterion(nn.Module):
+    """Base class. Loss keys are ``loss_<task>_<term>`` for the last stage and
+    ``loss_<task>_<term>_<stage>`` for the earlier ones.
+
+    Args:
+        task (str): the task name used in loss keys ("detection", "semantic", "drivable").
+        weights (dict[str, float]): weight of each term, for cost and loss alike.
+        deep_supervision (bool): also score every earlier stage.
+    """
+
+    def __init__(self, task, weights, deep_supervision=True):
+        super().__init__()
+        self.task = task
+        self.weights = dict(weights)
+        self.deep_supervision = deep_supervision
+
+    def pairwise_costs(self, outputs, targets):
+        """Return, per image, ``{term: [Q, T_i] cost}`` for the terms in ``self.weights``."""
+        raise NotImplementedError
+
+    def loss_terms(self, outputs, targets, matches, num_targets):
+        """Return ``{term: scalar loss}``, each normalized by ``num_targets`` as the term needs."""
+        raise NotImplementedError
+
+    def forward(self, stage_outputs, targets):
+        """
+        Args:
+            stage_outputs (list[dict]): predictions of each stage, last stage last; the keys are
+                the subclass's.
+            targets (list[dict]): one per image; the keys are the subclass's.
+
+        Returns:
+            dict[str, Tensor]: weighted scalar losses.
+        """
+        num_targets = self.num_targets(targets, stage_outputs[-1])
+        stages = stage_outputs if self.deep_supervision else stage_outputs[-1:]
+        losses = {}
+        for i, outputs in enumerate(stages):
+            matches = self.match(outputs, targets)
+            terms = self.loss_terms(outputs, targets, matches, num_targets)
+            suffix = "" if i == len(stages) - 1 else f"_{i}"
+            for term, value in terms.items():
+                losses[f"loss_{self.task}_{term}{suffix}"] = value * self.weights[term]
+        return losses
+
+    @torch.no_grad()
+    def match(self, outputs, targets):
+        """Hungarian matching on the weighted sum of :meth:`pairwise_costs`."""
+        costs = [
+            sum(self.weights[term] * cost for term, cost in image_costs.items())
+            for image_costs in self.pairwise_costs(outputs, targets)
+        ]
+        return hungarian_match(costs)
+
+    @staticmethod
+    def num_targets(targets, any_tensor_output):
+        """Targets in the batch averaged over processes, at least 1 (no division by zero)."""
+        device = next(iter(any_tensor_output.values())).device
+        num = torch.as_tensor(
+            [float(sum(len(t["labels"]) for t in targets))], dtype=torch.float32, device=device
+        )
+        if comm.get_world_size() > 1:
+            torch.distributed.all_reduce(num)
+        return torch.clamp(num / comm.get_world_size(), min=1).item()
