@@ -152,7 +152,7 @@ def _keep_tasks(d, kept, source):
         if task not in d["labeled_tasks"]:
             raise _not_labeled(task, d["image_id"], source)
     dropped = {key for task in TASKS if task not in kept for key in LABEL_KEYS[task]}
-    out = dict(d)
+    out = {k: v for k, v in d.items() if k not in dropped}
     out["labeled_tasks"] = list(kept)
     return out
 
