@@ -7,6 +7,9 @@ import importlib
 import sys
 
 import detectron2
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from lv_adapter import _detectron2_c_placeholder
 
@@ -33,5 +36,62 @@ HAS_COMPILED_OPS = _ensure_compiled_ops_module()
 # The class raised by the placeholder that is actually in use: the copy installed inside
 # detectron2 by tools/setup_env.sh, or this package's own.
 MissingCompiledOpError = getattr(
-    sys.modules["detectron2._C"], "MissingCompiledOpError", _detectron2_c_placeholder.MissingCompiledOpError
+    sys.modules["detectron2._C"],
+    "MissingCompiledOpError",
+    _detectron2_c_placeholder.MissingCompiledOpError,
 )
+
+# Imported only now: detectron2.engine imports detectron2.layers, which needs detectron2._C.
+# importlib, not `from ... import`: detectron2.engine re-exports a *function* named `launch`.
+d2_defaults = importlib.import_module("detectron2.engine.defaults")
+d2_launch = importlib.import_module("detectron2.engine.launch")
+from detectron2.utils import comm  # noqa: E402
+
+
+def launch(main_func, num_processes, num_machines=1, machine_rank=0, dist_url="auto", args=()):
+    """detectron2's ``launch``, plus several processes on CPU-only machines (GLOO backend).
+
+    detectron2 0.6 asserts CUDA in every worker; its main branch falls back to GLOO. Without
+    CUDA this function spawns the workers itself, the same way on both versions.
+    """
+    world_size = num_machines * num_processes
+    if world_size == 1 or torch.cuda.is_available():
+        return d2_launch.launch(
+            main_func, num_processes, num_machines, machine_rank, dist_url, args
+        )
+    if dist_url == "auto":
+        if num_machines != 1:
+            raise ValueError("--dist-url auto only works on one machine; give tcp://HOST:PORT")
+        dist_url = f"tcp://127.0.0.1:{d2_launch._find_free_port()}"
+    mp.spawn(
+        _cpu_worker,
+        nprocs=num_processes,
+        args=(main_func, world_size, num_processes, machine_rank, dist_url, args),
+        daemon=False,
+    )
+
+
+def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, url, args):
+    rank = machine_rank * num_per_machine + local_rank
+    dist.init_process_group("gloo", init_method=url, world_size=world_size, rank=rank)
+    # detectron2.utils.comm needs the group of the processes on this machine.
+    for i in range(world_size // num_per_machine):
+        group = dist.new_group(list(range(i * num_per_machine, (i + 1) * num_per_machine)))
+        if i == machine_rank:
+            comm._LOCAL_PROCESS_GROUP = group
+    comm.synchronize()
+    main_func(*args)
+
+
+def _create_ddp_model_on_any_device(model, **kwargs):
+    """detectron2's ``create_ddp_model``, which passes ``device_ids=[local rank]`` even for a CPU
+    model; DistributedDataParallel needs ``device_ids=None`` there."""
+    if comm.get_world_size() > 1 and "device_ids" not in kwargs:
+        if next(model.parameters()).device.type == "cpu":
+            kwargs["device_ids"] = None
+    return _d2_create_ddp_model(model, **kwargs)
+
+
+# DefaultTrainer looks create_ddp_model up in its own module at construction time.
+_d2_create_ddp_model = d2_defaults.create_ddp_model
+d2_defaults.create_ddp_model = _create_ddp_model_on_any_device

@@ -19,21 +19,14 @@ from detectron2.data import DatasetMapper
 from tqdm import tqdm
 
 from lv_adapter.config import add_lv_adapter_config
-from lv_adapter.data.datasets.bdd100k import load_bdd100k, merge_by_image
+from lv_adapter.data.datasets.builtin import load_multitask
 from lv_adapter.data.mapper import MultiTaskDatasetMapper
 from lv_adapter.data.sample import write_sample_bdd100k
 
 
 def fully_labeled_dicts(root):
     """Dataset dicts of the sample's train images that carry all three tasks' labels."""
-    base = f"{root}/bdd100k"
-    hundred_k = load_bdd100k(
-        f"{base}/images/100k/train",
-        det_json=f"{base}/labels/det_20/det_train.json",
-        drivable_root=f"{base}/labels/drivable/masks/train",
-    )
-    ten_k = load_bdd100k(f"{base}/images/10k/train", sem_seg_root=f"{base}/labels/sem_seg/masks/train")
-    return [d for d in merge_by_image(hundred_k, ten_k) if len(d["labeled_tasks"]) == 3]
+    return [d for d in load_multitask(root, "train") if len(d["labeled_tasks"]) == 3]
 
 
 def detection_only(dicts):
@@ -58,18 +51,21 @@ def main(args):
     cfg.INPUT.MIN_SIZE_TRAIN = (720,)
     cfg.INPUT.MAX_SIZE_TRAIN = 1333
     with tempfile.TemporaryDirectory() as root:
-        write_sample_bdd100k(root, num_images=args.num_images, width=1280, height=720, seed=0)
+        write_sample_bdd100k(root, args.num_images, width=1280, height=720, seed=0)
         ours_dicts = fully_labeled_dicts(root)
         stock_dicts = detection_only(ours_dicts)
         mappers = {
-            "stock DatasetMapper (detection only)": (DatasetMapper(cfg, is_train=True), stock_dicts),
-            "MultiTaskDatasetMapper (det + 2 masks)": (MultiTaskDatasetMapper(cfg, True), ours_dicts),
+            "stock DatasetMapper (detection only)": (DatasetMapper(cfg, True), stock_dicts),
+            "MultiTaskDatasetMapper (det + 2 masks)": (
+                MultiTaskDatasetMapper(cfg, True), ours_dicts
+            ),
         }
         times = {name: [] for name in mappers}
         for _ in tqdm(range(args.rounds), desc="rounds"):
             for name, (mapper, dicts) in mappers.items():  # interleaved: same machine state
                 times[name].append(time_per_image(mapper, dicts))
-    print(f"{len(ours_dicts)} fully labeled 1280x720 images, {args.rounds} rounds, median per image:")
+    n = len(ours_dicts)
+    print(f"{n} fully labeled 1280x720 images, {args.rounds} rounds; median per image:")
     medians = {name: statistics.median(t) for name, t in times.items()}
     for name, sec in medians.items():
         print(f"  {name:42s} {sec * 1000:7.1f} ms")

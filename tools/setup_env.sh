@@ -57,4 +57,4 @@ if ! (cd / && "$py" -c "import lv_adapter") 2>/dev/null; then
   log "installing lv_adapter in editable mode"
   pip install -q --no-deps --no-build-isolation -e "$root" 2> >(grep -v "is ignored: it is neither" >&2)
 fi
-"$py" -c "import detectron2, lv_adapter, torch; print('[setup] ready: torch', torch.__version__, '| detectron2', detectron2.__version__)"
+"$py" -W ignore -c "import detectron2, lv_adapter, torch; print('[setup] ready: torch', torch.__version__, '| detectron2', detectron2.__version__)"

@@ -9,7 +9,7 @@ import os
 import cv2
 import numpy as np
 from detectron2.data import detection_utils as utils
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from lv_adapter.data.datasets.categories import (
     DRIVABLE,
@@ -73,7 +73,9 @@ def _decode_mask(path):
         raise BadSampleError(path, "label mask file is missing")
     mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if mask is None:
-        raise BadSampleError(path, "label mask cannot be decoded (corrupt, truncated or not an image)")
+        raise BadSampleError(
+            path, "label mask cannot be decoded (corrupt, truncated or not an image)"
+        )
     if mask.ndim != 2:
         raise BadSampleError(
             path,

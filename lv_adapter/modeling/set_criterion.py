@@ -53,10 +53,22 @@ class SetCriterion(nn.Module):
         for i, outputs in enumerate(stages):
             matches = self.match(outputs, targets)
             terms = self.loss_terms(outputs, targets, matches, num_targets)
-            suffix = "" if i == len(stages) - 1 else f"_{i}"
             for term, value in terms.items():
-                losses[f"loss_{self.task}_{term}{suffix}"] = value * self.weights[term]
+                losses[self._key(term, i, len(stages))] = value * self.weights[term]
         return losses
+
+    def loss_keys(self, num_stages):
+        """The keys :meth:`forward` returns for ``num_stages`` stages of outputs.
+
+        A model whose batch has no image labeled for this task reports these keys with zero
+        values, so every process and iteration logs the same keys.
+        """
+        stages = num_stages if self.deep_supervision else 1
+        return [self._key(term, i, stages) for i in range(stages) for term in self.weights]
+
+    def _key(self, term, stage, num_stages):
+        suffix = "" if stage == num_stages - 1 else f"_{stage}"
+        return f"loss_{self.task}_{term}{suffix}"
 
     @torch.no_grad()
     def match(self, outputs, targets):

@@ -19,7 +19,9 @@ from lv_adapter.data.datasets.categories import (
 from lv_adapter.data.readers import read_label_mask
 
 # Drivable classes drawn as "stuff"; background is left undrawn so the scene stays visible.
-_DRIVABLE_METADATA = Metadata(stuff_classes=list(DRIVABLE_CLASSES), stuff_colors=list(DRIVABLE_COLORS))
+_DRIVABLE_METADATA = Metadata(
+    stuff_classes=list(DRIVABLE_CLASSES), stuff_colors=list(DRIVABLE_COLORS)
+)
 _CROWD_COLOR = (0.6, 0.6, 0.6)
 
 
@@ -43,7 +45,8 @@ def draw_multitask(image_rgb, metadata, detections=None, sem_seg=None, drivable=
         drivable = np.where(drivable == DRIVABLE_BACKGROUND, IGNORE_LABEL, drivable)
         left.draw_sem_seg(drivable, alpha=0.4)
     _draw_detections(left, metadata, detections)
-    _mark_missing(left, [t for t, v in ((DETECTION, detections), (DRIVABLE, drivable)) if v is None])
+    missing = [t for t, v in ((DETECTION, detections), (DRIVABLE, drivable)) if v is None]
+    _mark_missing(left, missing)
     right = Visualizer(image_rgb, metadata)
     if sem_seg is not None:
         right.draw_sem_seg(sem_seg, area_threshold=0, alpha=0.5)
@@ -92,5 +95,6 @@ def ground_truth_of(dataset_dict):
         out["sem_seg"] = read_label_mask(dataset_dict["sem_seg_file_name"], SEMANTIC, shape)
     if DRIVABLE in tasks:
         legacy = dataset_dict.get("drivable_legacy", False)
-        out["drivable"] = read_label_mask(dataset_dict["drivable_file_name"], DRIVABLE, shape, legacy)
+        path = dataset_dict["drivable_file_name"]
+        out["drivable"] = read_label_mask(path, DRIVABLE, shape, legacy)
     return out

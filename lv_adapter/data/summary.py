@@ -1,0 +1,80 @@
+"""Per-task summary of a list of dataset dicts: what a dataset holds, at a glance."""
+import collections
+
+import numpy as np
+
+from lv_adapter.data.datasets.categories import (
+    DET_CLASSES,
+    DETECTION,
+    DRIVABLE,
+    DRIVABLE_CLASSES,
+    SEM_SEG_CLASSES,
+    SEMANTIC,
+    TASKS,
+)
+from lv_adapter.data.readers import read_label_mask
+
+_MASKS = {
+    SEMANTIC: ("sem_seg_file_name", SEM_SEG_CLASSES),
+    DRIVABLE: ("drivable_file_name", DRIVABLE_CLASSES),
+}
+
+
+def summarize(dicts, read_masks=True):
+    """Count images per task, boxes per class and (optionally) pixel shares per mask class.
+
+    Returns:
+        dict: ``images`` (total), ``labeled`` (task -> images), ``task_sets`` (tuple of tasks ->
+        images), ``boxes`` (class -> targets), ``ignore_boxes`` (class -> crowd/ignore regions),
+        ``pixels`` (task -> class -> fraction of labeled pixels; only when ``read_masks``).
+    """
+    out = {
+        "images": len(dicts),
+        "labeled": collections.Counter(),
+        "task_sets": collections.Counter(),
+        "boxes": collections.Counter(),
+        "ignore_boxes": collections.Counter(),
+        "pixels": {},
+    }
+    for d in dicts:
+        tasks = tuple(d.get("labeled_tasks", ()))
+        out["task_sets"][tasks] += 1
+        out["labeled"].update(tasks)
+        for anno in d.get("annotations", []):
+            key = "ignore_boxes" if anno.get("iscrowd", 0) else "boxes"
+            out[key][DET_CLASSES[anno["category_id"]]] += 1
+    if read_masks:
+        out["pixels"] = {task: _pixel_shares(dicts, task) for task in _MASKS}
+    return out
+
+
+def _pixel_shares(dicts, task):
+    key, classes = _MASKS[task]
+    counts = np.zeros(256, dtype=np.int64)
+    for d in dicts:
+        if task in d.get("labeled_tasks", ()):
+            legacy = d.get("drivable_legacy", False) and task == DRIVABLE
+            mask = read_label_mask(d[key], task, (d["height"], d["width"]), legacy)
+            counts += np.bincount(mask.ravel(), minlength=256)
+    total = max(counts[: len(classes)].sum(), 1)
+    return {name: counts[i] / total for i, name in enumerate(classes)}
+
+
+def format_summary(name, summary):
+    """A few readable lines of :func:`summarize`'s result."""
+    lines = [f"{name}: {summary['images']} images"]
+    for task in TASKS:
+        lines.append(f"  {task:10s} labeled on {summary['labeled'][task]} images")
+    combos = sorted(summary["task_sets"].items())
+    sets = ", ".join(f"{'+'.join(t) or 'none'}: {n}" for t, n in combos)
+    lines.append(f"  label combinations: {sets}")
+    if summary["labeled"][DETECTION]:
+        boxes = ", ".join(f"{c} {summary['boxes'][c]}" for c in DET_CLASSES if summary["boxes"][c])
+        ignore = sum(summary["ignore_boxes"].values())
+        lines.append(f"  boxes: {boxes}; ignore regions: {ignore}")
+    for task, shares in summary["pixels"].items():
+        if summary["labeled"][task]:
+            top = sorted(shares.items(), key=lambda kv: -kv[1])
+            shown = ", ".join(f"{c} {s:.0%}" for c, s in top if s >= 0.005)
+            lines.append(f"  {task} pixels: {shown}")
+    return "\n".join(lines)

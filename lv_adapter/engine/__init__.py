@@ -1,0 +1,4 @@
+from lv_adapter.engine.checkpoint import SafeCheckpointer
+from lv_adapter.engine.solver import build_lr_scheduler, build_optimizer
+
+__all__ = ["SafeCheckpointer", "build_lr_scheduler", "build_optimizer"]

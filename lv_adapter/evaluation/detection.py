@@ -1,0 +1,287 @@
+"""Box AP on BDD100K as the official toolkit computes it, plus the ``det.json`` export.
+
+:class:`DetectionEvaluator` runs pycocotools' ``COCOeval("bbox")`` over the evaluated images that
+are labeled for detection. Boxes stay in detectron2's continuous convention (the dataset dicts
+already hold BDD100K's inclusive boxes as ``[x1, y1, x2 + 1, y2 + 1]``), so a COCO width is
+``x2 - x1``; predictions use the same convention. Crowd boxes and the ignored categories
+("other person", "other vehicle", "trailer") arrive as ``iscrowd=1`` ground truth: COCOeval
+matches detections on them to nothing, so they are neither true nor false positives. This is
+the official toolkit's procedure, so AP, AP50 and AP75 equal its numbers.
+
+The module also holds what every task evaluator shares: :class:`GroundTruth` (the dataset dicts
+by ``image_id``) and :class:`TaskEvaluator` (the base of this evaluator and of
+:class:`~lv_adapter.evaluation.segmentation.SegmentationEvaluator`).
+"""
+import contextlib
+import io
+import logging
+import os
+
+import numpy as np
+from detectron2.data import DatasetCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.structures import BoxMode
+from detectron2.utils import comm
+from detectron2.utils.logger import create_small_table
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from lv_adapter.data.datasets.categories import DET_CLASSES, DETECTION
+from lv_adapter.utils.io import write_json
+
+__all__ = ["COCO_METRICS", "DetectionEvaluator", "GroundTruth", "TaskEvaluator"]
+
+# The first six entries of COCOeval.stats, in its order.
+COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+# Exports go to <output_dir>/bdd100k/..., the layout the official toolkit's commands are given.
+EXPORT_FOLDER = "bdd100k"
+
+
+class GroundTruth:
+    """The dataset dicts of a registered dataset by ``image_id``, loaded at first use.
+
+    The test-time mapper passes no labels through, so evaluators look every image up here.
+    Loading waits for the first lookup so that building an evaluator reads no file; one instance
+    can be shared by several evaluators of the same dataset so that it is loaded once.
+    """
+
+    def __init__(self, dataset_name):
+        self.dataset_name = dataset_name
+        self._records = None
+
+    def _load(self):
+        if self._records is None:
+            dicts = DatasetCatalog.get(self.dataset_name)
+            self._records = {d["image_id"]: d for d in dicts}
+        return self._records
+
+    def record(self, image_id):
+        """The dataset dict of ``image_id``; KeyError naming the image and dataset if absent."""
+        records = self._load()
+        if image_id not in records:
+            raise KeyError(f"image {image_id!r} is not in dataset {self.dataset_name!r}")
+        return records[image_id]
+
+    def labeled_tasks(self):
+        """The set of tasks that at least one image of the dataset is labeled for."""
+        return {task for d in self._load().values() for task in d["labeled_tasks"]}
+
+    def num_labeled(self, task):
+        """How many images of the dataset are labeled for ``task``."""
+        return sum(task in d["labeled_tasks"] for d in self._load().values())
+
+
+class TaskEvaluator(DatasetEvaluator):
+    """Base of the evaluators of one task of a multi-task dataset.
+
+    Images that are not labeled for the task are skipped (they are neither empty ground truth
+    nor a source of false positives). Each process accumulates its own images; ``evaluate``
+    gathers them on the main process, which alone computes, writes and returns results (the
+    other processes return ``{}``, as detectron2's evaluators do).
+
+    Args:
+        dataset_name (str): a registered dataset whose dicts carry ``labeled_tasks``.
+        task (str): the task of :data:`~lv_adapter.data.datasets.categories.TASKS` evaluated.
+        output_dir (str or None): exports go to ``<output_dir>/bdd100k/``; None writes nothing.
+        ground_truth (GroundTruth or None): shared ground truth of ``dataset_name``.
+    """
+
+    def __init__(self, dataset_name, task, output_dir=None, ground_truth=None):
+        self._dataset_name = dataset_name
+        self._task = task
+        self._output_dir = output_dir
+        self._ground_truth = ground_truth or GroundTruth(dataset_name)
+        self._logger = logging.getLogger(__name__)
+        self.reset()
+
+    def _labeled(self, inputs, outputs):
+        """Yield ``(dataset dict, model output)`` of the images labeled for the task."""
+        for inp, output in zip(inputs, outputs):
+            image_id = inp.get("image_id") or _stem(inp["file_name"])
+            record = self._ground_truth.record(image_id)
+            if self._task in record["labeled_tasks"]:
+                yield record, output
+
+    def _gather(self, local):
+        """List of every process's ``local`` on the main process; None on the others."""
+        comm.synchronize()
+        parts = comm.gather(local, dst=0)
+        return parts if comm.is_main_process() else None
+
+    def _export_path(self, *names):
+        return os.path.join(self._output_dir, EXPORT_FOLDER, *names)
+
+    def _log_coverage(self, num_evaluated):
+        """Warn when images labeled for the task were never processed (their labels don't count)."""
+        total = self._ground_truth.num_labeled(self._task)
+        self._logger.info(f"Evaluated {self._task} on {num_evaluated} images")
+        if num_evaluated < total:
+            self._logger.warning(
+                f"Only {num_evaluated} of the {total} images of {self._dataset_name!r} labeled "
+                f"for {self._task} were evaluated; the metrics cover those images only"
+            )
+
+
+class DetectionEvaluator(TaskEvaluator):
+    """COCO-style box AP (``results["bbox"]``) over the images labeled for detection.
+
+    ``results["bbox"]`` holds AP, AP50, AP75, APs, APm, APl and ``AP-<class>`` in percent. A
+    metric without ground truth to measure (a class with no non-crowd box, a size range with no
+    box) is NaN, as in detectron2's COCOEvaluator. With ``output_dir``, the predictions are
+    written as Scalabel frames to ``<output_dir>/bdd100k/det.json`` (see :func:`scalabel_frames`).
+    Model outputs must hold ``instances`` (``pred_boxes`` XYXY at the original resolution,
+    ``scores``, ``pred_classes``).
+    """
+
+    def __init__(self, dataset_name, output_dir=None, ground_truth=None):
+        super().__init__(dataset_name, DETECTION, output_dir, ground_truth)
+
+    def reset(self):
+        self._images = []
+
+    def process(self, inputs, outputs):
+        for record, output in self._labeled(inputs, outputs):
+            if "instances" not in output:
+                raise KeyError(
+                    f"model output of image {record['image_id']!r} has no 'instances' "
+                    "(a model without detection was given a detection evaluator?)"
+                )
+            image = {k: record[k] for k in ("image_id", "file_name", "height", "width")}
+            image["gt"] = _ground_truth_boxes(record)
+            image["dets"] = _predicted_boxes(output["instances"])
+            self._images.append(image)
+
+    def evaluate(self):
+        parts = self._gather(self._images)
+        if parts is None:
+            return {}
+        # Keyed by image_id: an image evaluated twice must not count twice.
+        by_id = {image["image_id"]: image for part in parts for image in part}
+        images = [by_id[image_id] for image_id in sorted(by_id)]
+        self._log_coverage(len(images))
+        if self._output_dir:
+            path = self._export_path("det.json")
+            write_json(path, scalabel_frames(images))
+            self._logger.info(f"Wrote the detections of {len(images)} images to {path}")
+        results = coco_box_metrics(images, self._logger)
+        self._logger.info("Box AP (%):\n" + create_small_table(results))
+        return {"bbox": results}
+
+
+def _stem(file_name):
+    return os.path.splitext(os.path.basename(file_name))[0]
+
+
+def _ground_truth_boxes(record):
+    """The labeled boxes of a dataset dict as continuous XYXY floats with class and iscrowd."""
+    boxes = []
+    for ann in record.get("annotations", []):
+        # convert() returns XYXY_ABS boxes unchanged; its float32 math is avoided for them.
+        box = BoxMode.convert(ann["bbox"], ann["bbox_mode"], BoxMode.XYXY_ABS)
+        boxes.append(
+            {
+                "bbox": [float(v) for v in box],
+                "category_id": int(ann["category_id"]),
+                "iscrowd": int(ann.get("iscrowd", 0)),
+            }
+        )
+    return boxes
+
+
+def _predicted_boxes(instances):
+    """The predictions of one image as continuous XYXY floats with class and score."""
+    instances = instances.to("cpu")
+    boxes = instances.pred_boxes.tensor.double().numpy()
+    classes = instances.pred_classes.numpy()
+    scores = instances.scores.numpy()
+    return [
+        {"bbox": box.tolist(), "category_id": int(c), "score": float(s)}
+        for box, c, s in zip(boxes, classes, scores)
+    ]
+
+
+def coco_box_metrics(images, logger):
+    """Box AP metrics (percent) of evaluated images, each with ``gt`` and ``dets`` boxes.
+
+    Returns:
+        dict: :data:`COCO_METRICS` and ``AP-<class>``; NaN where nothing can be measured.
+    """
+    coco_eval = COCOeval(_coco(images, "gt"), _coco(images, "dets"), "bbox")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # pycocotools prints; the log gets it instead
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    logger.info("COCOeval (bbox):\n" + printed.getvalue())
+    results = {name: _percent(coco_eval.stats[i]) for i, name in enumerate(COCO_METRICS)}
+    # precision: [IoU threshold, recall, class, area range, max detections]; -1 = no GT.
+    precision = coco_eval.eval["precision"][:, :, :, 0, -1]
+    for k, name in enumerate(DET_CLASSES):
+        values = precision[:, :, k]
+        values = values[values > -1]
+        results[f"AP-{name}"] = float(values.mean() * 100) if values.size else float("nan")
+    return results
+
+
+def _percent(stat):
+    """COCOeval reports -1 for a metric without ground truth; that becomes NaN."""
+    return float(stat * 100) if stat >= 0 else float("nan")
+
+
+def _coco(images, key):
+    """A pycocotools ``COCO`` holding the ``key`` ("gt" or "dets") boxes of ``images``.
+
+    Built directly rather than with ``COCO.loadRes``, which fails on an empty prediction list;
+    the fields are those ``loadRes`` would set. COCO ids start at 1: pycocotools takes a matched
+    id of 0 for "no match". Category ids are the contiguous ids plus one.
+    """
+    annotations = []
+    for image_index, image in enumerate(images, start=1):
+        for box in image[key]:
+            x1, y1, x2, y2 = box["bbox"]
+            annotations.append(
+                {
+                    **box,
+                    "id": len(annotations) + 1,
+                    "image_id": image_index,
+                    "category_id": box["category_id"] + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": box.get("iscrowd", 0),
+                }
+            )
+    coco = COCO()
+    coco.dataset = {
+        "images": [
+            {"id": i, "height": image["height"], "width": image["width"]}
+            for i, image in enumerate(images, start=1)
+        ],
+        "categories": [{"id": k + 1, "name": name} for k, name in enumerate(DET_CLASSES)],
+        "annotations": annotations,
+    }
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def scalabel_frames(images):
+    """Predictions as Scalabel frames, the format of the official toolkit's ``det`` results.
+
+    One frame per image, named by the image file's base name, even without detections. Boxes
+    use BDD100K's inclusive pixel convention: ``x2``/``y2`` are the continuous edges minus one.
+    """
+    frames = []
+    for image in images:
+        labels = []
+        for index, det in enumerate(image["dets"]):
+            x1, y1, x2, y2 = det["bbox"]
+            labels.append(
+                {
+                    "id": str(index),
+                    "category": DET_CLASSES[det["category_id"]],
+                    "score": det["score"],
+                    "box2d": {"x1": x1, "y1": y1, "x2": x2 - 1, "y2": y2 - 1},
+                }
+            )
+        frames.append({"name": os.path.basename(image["file_name"]), "labels": labels})
+    return frames

@@ -1,0 +1,235 @@
+"""mIoU and pixel accuracy of semantic and drivable-area segmentation, plus the PNG export.
+
+:class:`SegmentationEvaluator` serves both tasks; :data:`SEG_TASKS` holds what differs. It sums
+one KxK confusion matrix over the images labeled for its task (rows: ground truth, columns:
+prediction; ground-truth pixels of 255 are ignored) and derives every metric from it:
+
+* ``IoU-<class>`` = TP / (GT + P - TP), NaN for a class absent from the ground truth (the
+  official toolkit reports 0 there, but leaves it out of the mean, as here);
+* ``mIoU``: mean IoU over the classes present in the ground truth (official convention);
+* ``pACC`` = correct / valid pixels; ``mACC``: mean of TP / GT over the present classes;
+* drivable only, ``mIoU_bdd100k`` (the official drivable metric): only pixels whose ground truth
+  is direct or alternative count; for those two classes IoU = TP / (GT + P - TP) with P counted
+  on those pixels only, averaged over the ones present. Background errors on background ground
+  truth pixels therefore don't lower it, while they do lower the 3-class ``mIoU``.
+
+All values are in percent.
+"""
+import dataclasses
+
+import cv2
+import numpy as np
+import torch
+from detectron2.utils.logger import create_small_table
+
+from lv_adapter.data.datasets.categories import (
+    DRIVABLE,
+    DRIVABLE_BACKGROUND,
+    DRIVABLE_CLASSES,
+    IGNORE_LABEL,
+    SEM_SEG_CLASSES,
+    SEMANTIC,
+)
+from lv_adapter.data.readers import read_label_mask
+from lv_adapter.evaluation.detection import TaskEvaluator
+from lv_adapter.utils.io import atomic_path
+
+__all__ = [
+    "SEG_TASKS",
+    "SegTask",
+    "SegmentationEvaluator",
+    "confusion_matrix",
+    "official_drivable_miou",
+    "segmentation_metrics",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class SegTask:
+    """What differs between the segmentation tasks.
+
+    Attributes:
+        result_key: key of the results dict and of the model output's score map.
+        file_key: dataset-dict key of the ground-truth mask file.
+        legacy_key: dataset-dict key flagging a 2018-encoded mask, or None.
+        classes: class names, in label-id order.
+        export_folder: ``<output_dir>/bdd100k/<export_folder>/<stem>.png`` holds predictions.
+        official_classes: the ground-truth classes of ``mIoU_bdd100k``; empty: not reported.
+    """
+
+    result_key: str
+    file_key: str
+    legacy_key: object
+    classes: tuple
+    export_folder: str
+    official_classes: tuple = ()
+
+
+SEG_TASKS = {
+    SEMANTIC: SegTask("sem_seg", "sem_seg_file_name", None, SEM_SEG_CLASSES, "sem_seg"),
+    DRIVABLE: SegTask(
+        "drivable_seg",
+        "drivable_file_name",
+        "drivable_legacy",
+        DRIVABLE_CLASSES,
+        "drivable",
+        tuple(c for c in range(len(DRIVABLE_CLASSES)) if c != DRIVABLE_BACKGROUND),
+    ),
+}
+
+
+class SegmentationEvaluator(TaskEvaluator):
+    """Confusion-matrix metrics of one segmentation task (module doc).
+
+    Ground truth is read with :func:`~lv_adapter.data.readers.read_label_mask` from the dataset
+    dict of each image (looked up by ``image_id``). The model output holds a ``[K, H, W]`` score
+    map at the image's original resolution under ``SEG_TASKS[task].result_key``; its argmax is
+    the prediction. With ``output_dir`` the predictions are written as uint8 label-id PNGs to
+    ``<output_dir>/bdd100k/<export_folder>/<stem>.png`` by the main process.
+
+    Args:
+        dataset_name (str): registered dataset.
+        task (str): "semantic" (results key ``sem_seg``) or "drivable" (``drivable_seg``).
+        output_dir (str or None): export folder; None writes nothing.
+        ground_truth (GroundTruth or None): shared ground truth of ``dataset_name``.
+    """
+
+    def __init__(self, dataset_name, task, output_dir=None, ground_truth=None):
+        if task not in SEG_TASKS:
+            raise ValueError(f"no segmentation task {task!r}; choose one of {sorted(SEG_TASKS)}")
+        self._spec = SEG_TASKS[task]
+        super().__init__(dataset_name, task, output_dir, ground_truth)
+
+    def reset(self):
+        num_classes = len(self._spec.classes)
+        self._confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self._num_images = 0
+        self._encoded = []  # (file stem, PNG bytes): small enough to gather, unlike raw masks
+
+    def process(self, inputs, outputs):
+        for record, output in self._labeled(inputs, outputs):
+            prediction = self._prediction(record, output)
+            legacy = bool(self._spec.legacy_key and record.get(self._spec.legacy_key))
+            gt = read_label_mask(
+                record[self._spec.file_key],
+                self._task,
+                (record["height"], record["width"]),
+                legacy_drivable=legacy,
+            )
+            if prediction.shape != gt.shape:
+                raise ValueError(
+                    f"{self._task} prediction of image {record['image_id']!r} "
+                    f"({record['file_name']}) is {prediction.shape[1]}x{prediction.shape[0]} "
+                    f"(WxH) but its ground truth is {gt.shape[1]}x{gt.shape[0]}; outputs must "
+                    "be at the original image resolution"
+                )
+            self._confusion += confusion_matrix(gt, prediction, len(self._spec.classes))
+            self._num_images += 1
+            if self._output_dir:
+                self._encoded.append((_file_stem(record), _encode_png(prediction)))
+
+    def _prediction(self, record, output):
+        """The HxW uint8 argmax of the task's score map, checked for its number of classes."""
+        key, num_classes = self._spec.result_key, len(self._spec.classes)
+        scores = output.get(key)
+        if scores is None or scores.dim() != 3 or scores.shape[0] != num_classes:
+            shape = None if scores is None else tuple(scores.shape)
+            raise ValueError(
+                f"model output of image {record['image_id']!r} needs {key!r} scores of shape "
+                f"[{num_classes}, H, W], got {shape}"
+            )
+        return scores.argmax(dim=0).to(device="cpu", dtype=torch.uint8).numpy()
+
+    def evaluate(self):
+        parts = self._gather((self._confusion, self._num_images, self._encoded))
+        if parts is None:
+            return {}
+        confusion = sum(part[0] for part in parts)
+        self._log_coverage(sum(part[1] for part in parts))
+        if self._output_dir:
+            self._write_pngs([item for part in parts for item in part[2]])
+        results = segmentation_metrics(confusion, self._spec.classes)
+        if self._spec.official_classes:
+            results["mIoU_bdd100k"] = official_drivable_miou(
+                confusion, self._spec.official_classes
+            )
+        summary = {k: v for k, v in results.items() if not k.startswith("IoU-")}
+        self._logger.info(f"{self._task} segmentation (%):\n" + create_small_table(summary))
+        return {self._spec.result_key: results}
+
+    def _write_pngs(self, encoded):
+        folder = self._export_path(self._spec.export_folder)
+        for stem, data in encoded:
+            with atomic_path(f"{folder}/{stem}.png") as tmp, open(tmp, "wb") as f:
+                f.write(data)
+        self._logger.info(f"Wrote {len(encoded)} {self._task} predictions to {folder}")
+
+
+def _file_stem(record):
+    return record["file_name"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+def _encode_png(label_map):
+    ok, data = cv2.imencode(".png", label_map)
+    if not ok:
+        raise OSError(f"could not encode a label map of shape {label_map.shape} as PNG")
+    return data.tobytes()
+
+
+def confusion_matrix(gt, prediction, num_classes):
+    """KxK int64 counts of (ground truth, prediction) pixel pairs; ground truth 255 is ignored.
+
+    Args:
+        gt (np.ndarray): HxW ids in 0..K-1 or 255.
+        prediction (np.ndarray): HxW ids in 0..K-1, same shape.
+        num_classes (int): K.
+    """
+    valid = gt != IGNORE_LABEL
+    pairs = num_classes * gt[valid].astype(np.int64) + prediction[valid].astype(np.int64)
+    counts = np.bincount(pairs, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def segmentation_metrics(confusion, class_names):
+    """``mIoU``, ``mACC``, ``pACC`` and ``IoU-<class>`` (percent) of a confusion matrix.
+
+    Means are over the classes present in the ground truth; everything is NaN without any
+    valid pixel.
+    """
+    tp = np.diag(confusion).astype(np.float64)
+    gt, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
+    iou = _iou(tp, gt, predicted)
+    present = gt > 0
+    total = confusion.sum()
+    results = {
+        "mIoU": _mean_percent(iou[present]),
+        "mACC": _mean_percent(tp[present] / gt[present]),
+        "pACC": float(100 * tp.sum() / total) if total else float("nan"),
+    }
+    results.update({f"IoU-{name}": float(100 * v) for name, v in zip(class_names, iou)})
+    return results
+
+
+def official_drivable_miou(confusion, classes):
+    """The official toolkit's drivable mIoU (percent) over ground-truth classes ``classes``.
+
+    Only pixels whose ground truth is in ``classes`` count (the confusion rows of ``classes``),
+    so predictions on other pixels affect no class.
+    """
+    classes = list(classes)
+    rows = confusion[classes]
+    tp = rows[np.arange(len(classes)), classes].astype(np.float64)
+    iou = _iou(tp, rows.sum(axis=1), rows[:, classes].sum(axis=0))
+    return _mean_percent(iou[~np.isnan(iou)])
+
+
+def _iou(tp, gt, predicted):
+    """TP / (GT + P - TP) per class; NaN for classes absent from the ground truth."""
+    iou = np.full(len(tp), np.nan)
+    present = gt > 0
+    iou[present] = tp[present] / (gt[present] + predicted[present] - tp[present])
+    return iou
+
+
+def _mean_percent(values):
+    return float(100 * values.mean()) if values.size else float("nan")

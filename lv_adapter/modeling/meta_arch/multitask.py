@@ -1,0 +1,220 @@
+"""The multi-task meta-architecture: one backbone, an adapter slot, one head per task."""
+from typing import Callable, NamedTuple
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
+from detectron2.modeling.postprocessing import detector_postprocess, sem_seg_postprocess
+from detectron2.structures import ImageList
+from torch import nn
+from torch.nn import functional as F
+
+from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
+from lv_adapter.modeling.adapter import build_adapter
+from lv_adapter.modeling.detection import SparseRCNNHead
+from lv_adapter.modeling.segmentation import MaskFormerHead
+
+__all__ = ["MultiTaskModel"]
+
+
+class _Task(NamedTuple):
+    """How the meta-architecture builds, feeds and reads one task's head."""
+
+    build: Callable  # (cfg, input_shape) -> head
+    targets: Callable  # (batched_inputs, images) -> list of per-image target dicts
+    run: Callable  # (head, features, images, targets or None) -> (results, losses)
+    output_key: str  # key of the result in the model's output dicts
+    postprocess: Callable  # (result, image_size, height, width) -> result at original size
+
+
+def _detection_targets(batched_inputs, images):
+    device = images.tensor.device
+    return [
+        {
+            "labels": x["instances"].gt_classes.to(device),
+            "boxes": x["instances"].gt_boxes.tensor.to(device),
+        }
+        for x in batched_inputs
+    ]
+
+
+def _mask_targets(input_key):
+    def targets(batched_inputs, images):
+        """Per image, one binary mask per class present: {"labels": [T], "masks": [T, H, W]}.
+
+        Masks are at the padded batch resolution; padding and 255 pixels belong to no mask.
+        """
+        height, width = images.tensor.shape[-2:]
+        out = []
+        for x in batched_inputs:
+            seg = x[input_key].to(images.tensor.device)
+            padding = (0, width - seg.shape[1], 0, height - seg.shape[0])
+            seg = F.pad(seg, padding, value=IGNORE_LABEL)
+            labels = seg.unique()
+            labels = labels[labels != IGNORE_LABEL]
+            out.append({"labels": labels, "masks": seg[None] == labels[:, None, None]})
+        return out
+
+    return targets
+
+
+def _run_detection(head, features, images, targets):
+    return head(features, images.image_sizes, targets)
+
+
+def _run_segmentation(head, features, images, targets):
+    return head(features, targets)
+
+
+def _postprocess_mask(result, image_size, height, width):
+    return sem_seg_postprocess(result, image_size, height, width)
+
+
+TASKS = {
+    DETECTION: _Task(SparseRCNNHead, _detection_targets, _run_detection, "instances",
+                     lambda result, size, h, w: detector_postprocess(result, h, w)),
+    SEMANTIC: _Task(lambda cfg, shape: MaskFormerHead(cfg, shape, SEMANTIC),
+                    _mask_targets("sem_seg"), _run_segmentation, "sem_seg", _postprocess_mask),
+    DRIVABLE: _Task(lambda cfg, shape: MaskFormerHead(cfg, shape, DRIVABLE),
+                    _mask_targets("drivable_seg"), _run_segmentation, "drivable_seg",
+                    _postprocess_mask),
+}
+
+
+@META_ARCH_REGISTRY.register()
+class MultiTaskModel(nn.Module):
+    """ResNet + FPN backbone, an adapter slot, and one head per task in ``MODEL.TASKS``.
+
+    With one task it is that task's single-task teacher; with all three it is the student.
+    """
+
+    @configurable
+    def __init__(self, *, backbone, adapter, heads, task_weights, pixel_mean, pixel_std):
+        """
+        Args:
+            backbone (Backbone): returns the FPN feature dict.
+            adapter (nn.Module): feature dict -> feature dict of the same shapes.
+            heads (dict[str, nn.Module]): task name -> head; the keys are a subset of TASKS.
+            task_weights (dict[str, float]): task name -> weight of its losses.
+            pixel_mean, pixel_std (list[float]): per-channel input normalization.
+        """
+        super().__init__()
+        if not heads:
+            raise ValueError(f"MODEL.TASKS is empty; choose from {list(TASKS)}")
+        self.backbone = backbone
+        self.adapter = adapter
+        self.heads = nn.ModuleDict(heads)
+        self.task_weights = dict(task_weights)
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg):
+        unknown = [t for t in cfg.MODEL.TASKS if t not in TASKS]
+        if unknown:
+            raise ValueError(f"MODEL.TASKS has unknown tasks {unknown}; choose from {list(TASKS)}")
+        backbone = build_backbone(cfg)
+        shape = backbone.output_shape()
+        return {
+            "backbone": backbone,
+            "adapter": build_adapter(cfg, shape),
+            "heads": {task: TASKS[task].build(cfg, shape) for task in cfg.MODEL.TASKS},
+            "task_weights": {t: cfg.MODEL.TASK_WEIGHTS[t.upper()] for t in cfg.MODEL.TASKS},
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+        }
+
+    @property
+    def device(self):
+        return self.pixel_mean.device
+
+    @property
+    def tasks(self):
+        return list(self.heads.keys())
+
+    def forward(self, batched_inputs):
+        """
+        Args:
+            batched_inputs (list[dict]): MultiTaskDatasetMapper outputs: ``image`` (CxHxW), and
+                in training ``labeled_tasks``, ``instances``, ``sem_seg``, ``drivable_seg``;
+                optional ``height``/``width`` (the original size) in inference.
+
+        Returns:
+            training: dict of scalar losses ``loss_<task>_<term>``, each times its task weight;
+            inference: per image a dict with ``instances``, ``sem_seg`` [19, H, W] and/or
+            ``drivable_seg`` [3, H, W] (the model's tasks), at the original resolution.
+        """
+        images = self.preprocess_image(batched_inputs)
+        features = self.adapter(self.backbone(images.tensor))
+        if self.training:
+            return self.losses(batched_inputs, images, features)
+        return self.inference(batched_inputs, images, features)
+
+    def preprocess_image(self, batched_inputs):
+        images = [
+            (x["image"].to(self.device) - self.pixel_mean) / self.pixel_std for x in batched_inputs
+        ]
+        return ImageList.from_tensors(images, self.backbone.size_divisibility)
+
+    def losses(self, batched_inputs, images, features):
+        losses = {}
+        for task, head in self.heads.items():
+            keep = [i for i, x in enumerate(batched_inputs) if task in _labeled_tasks(x)]
+            if keep:
+                task_losses = self._task_losses(task, head, batched_inputs, images, features, keep)
+            else:
+                task_losses = _zero_losses(head)
+            losses.update({k: v * self.task_weights[task] for k, v in task_losses.items()})
+        _check_finite(losses)
+        return losses
+
+    def _task_losses(self, task, head, batched_inputs, images, features, keep):
+        """Run ``head`` on the images labeled for ``task`` only."""
+        inputs = [batched_inputs[i] for i in keep]
+        if len(keep) < len(batched_inputs):
+            index = torch.as_tensor(keep, device=self.device)
+            features = {k: v.index_select(0, index) for k, v in features.items()}
+            sizes = [images.image_sizes[i] for i in keep]
+            images = ImageList(images.tensor.index_select(0, index), sizes)
+        spec = TASKS[task]
+        return spec.run(head, features, images, spec.targets(inputs, images))[1]
+
+    def inference(self, batched_inputs, images, features):
+        outputs = [{} for _ in batched_inputs]
+        for task, head in self.heads.items():
+            spec = TASKS[task]
+            results = spec.run(head, features, images, None)[0]
+            for out, result, x, size in zip(outputs, results, batched_inputs, images.image_sizes):
+                height, width = x.get("height", size[0]), x.get("width", size[1])
+                out[spec.output_key] = spec.postprocess(result, size, height, width)
+        return outputs
+
+
+def _labeled_tasks(x):
+    if "labeled_tasks" not in x:
+        raise KeyError(
+            f"training input {x.get('file_name', '?')} has no 'labeled_tasks': use "
+            "MultiTaskDatasetMapper, or say which tasks the image is labeled for"
+        )
+    return x["labeled_tasks"]
+
+
+def _zero_losses(head):
+    """The head's usual loss keys with zero values that still depend on all its parameters.
+
+    No image of the batch is labeled for this task: the loss is zero, but the graph must touch
+    every parameter so DistributedDataParallel finds gradients for all of them, and every process
+    must log the same keys.
+    """
+    zero = sum(p.sum() for p in head.parameters() if p.requires_grad) * 0.0
+    return {key: zero for key in head.loss_keys()}
+
+
+def _check_finite(losses):
+    values = torch.stack([v.detach().float() for v in losses.values()])
+    if not torch.isfinite(values).all():
+        bad = [k for k, v in losses.items() if not torch.isfinite(v).all()]
+        raise FloatingPointError(
+            f"loss became NaN or infinite in {bad}; all losses: "
+            + ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+        )

@@ -1,0 +1,87 @@
+"""MaskFormer's binary mask losses: sigmoid focal and dice.
+
+Each loss comes twice: per pair (prediction i scored against target i, for the matched pairs)
+and pairwise (every prediction against every target, the matching cost). Masks are given as
+logits [N, ...] and binary targets [N, ...]; everything after the first dim is flattened to
+pixels, so the same functions serve [N, H, W] maps and [N, P] pixel lists.
+"""
+import torch
+from fvcore.nn import sigmoid_focal_loss
+
+
+def _pixels(logits, targets):
+    """Flatten to [N, P] logits and [M, P] float targets."""
+    logits = logits.flatten(1).float()
+    return logits, targets.flatten(1).to(logits.dtype)
+
+
+def _dice(intersection, prob_sum, target_sum):
+    """Dice loss 1 - (2 |p t| + 1) / (|p| + |t| + 1) from its sums (any broadcastable shapes).
+
+    The +1 keeps an empty target with an empty prediction at loss 0 instead of 0/0.
+    """
+    return 1 - (2 * intersection + 1) / (prob_sum + target_sum + 1)
+
+
+def dice_loss(logits, targets):
+    """Dice loss of each prediction against its own target.
+
+    Args:
+        logits (Tensor): [N, ...] mask logits.
+        targets (Tensor): [N, ...] binary masks (bool or float), same shape.
+
+    Returns:
+        Tensor: [N] loss per pair.
+    """
+    logits, targets = _pixels(logits, targets)
+    probs = logits.sigmoid()
+    return _dice((probs * targets).sum(1), probs.sum(1), targets.sum(1))
+
+
+def pairwise_dice_cost(logits, targets):
+    """Dice loss of every prediction against every target.
+
+    Args:
+        logits (Tensor): [Q, ...] mask logits.
+        targets (Tensor): [T, ...] binary masks with the same pixels.
+
+    Returns:
+        Tensor: [Q, T]; entry (q, t) equals ``dice_loss(logits[q:q+1], targets[t:t+1])``.
+    """
+    logits, targets = _pixels(logits, targets)
+    probs = logits.sigmoid()
+    return _dice(probs @ targets.T, probs.sum(1)[:, None], targets.sum(1)[None, :])
+
+
+def focal_mask_loss(logits, targets, alpha=0.25, gamma=2.0):
+    """Sigmoid focal loss of each prediction against its own target, averaged over pixels.
+
+    Args:
+        logits (Tensor): [N, ...] mask logits.
+        targets (Tensor): [N, ...] binary masks, same shape.
+
+    Returns:
+        Tensor: [N] loss per pair.
+    """
+    logits, targets = _pixels(logits, targets)
+    return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma).mean(1)
+
+
+def pairwise_focal_cost(logits, targets, alpha=0.25, gamma=2.0):
+    """Pixel-averaged sigmoid focal loss of every prediction against every binary target.
+
+    With a binary target a pixel costs focal(x, 1) where the target is 1 and focal(x, 0) where it
+    is 0, so the [Q, T] matrix is two matrix products instead of Q * T full-size losses.
+
+    Args:
+        logits (Tensor): [Q, ...] mask logits.
+        targets (Tensor): [T, ...] binary masks with the same pixels (soft targets would break the
+            decomposition above).
+
+    Returns:
+        Tensor: [Q, T]; entry (q, t) equals ``focal_mask_loss(logits[q:q+1], targets[t:t+1])``.
+    """
+    logits, targets = _pixels(logits, targets)
+    positive = sigmoid_focal_loss(logits, torch.ones_like(logits), alpha=alpha, gamma=gamma)
+    negative = sigmoid_focal_loss(logits, torch.zeros_like(logits), alpha=alpha, gamma=gamma)
+    return (positive @ targets.T + negative @ (1 - targets).T) / logits.shape[1]

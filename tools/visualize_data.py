@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Draw the ground truth of a registered dataset: boxes over the drivable area (left) and the
+semantic overlay (right), one PNG per image, with detectron2's Visualizer.
+
+    DETECTRON2_DATASETS=datasets/sample python tools/visualize_data.py \
+        --dataset bdd100k_multitask_train --num 8 --out output/gt
+"""
+import argparse
+import os
+
+import cv2
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import detection_utils as utils
+from tqdm import tqdm
+
+import lv_adapter  # noqa: F401  (registers the datasets)
+from lv_adapter.utils.io import write_image
+from lv_adapter.utils.visualizer import draw_multitask, ground_truth_of
+
+
+def draw_ground_truth(dataset_name, num, out_dir):
+    """Draw the first ``num`` images of ``dataset_name`` into ``out_dir``; return the paths."""
+    dicts = DatasetCatalog.get(dataset_name)[:num]
+    metadata = MetadataCatalog.get(dataset_name)
+    paths = []
+    for d in tqdm(dicts, desc=f"drawing {dataset_name}"):
+        image = utils.read_image(d["file_name"], format="RGB")
+        picture = draw_multitask(image, metadata, **ground_truth_of(d))
+        path = os.path.join(out_dir, f"{d['image_id']}.png")
+        write_image(path, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    return paths
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="bdd100k_multitask_train", help="registered name")
+    parser.add_argument("--num", type=int, default=8, help="images to draw")
+    parser.add_argument("--out", default="output/gt", help="folder for the PNG files")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    written = draw_ground_truth(args.dataset, args.num, args.out)
+    print(f"wrote {len(written)} drawings to {args.out}")

@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Train and evaluate LV-Adapter models with detectron2.
+
+    python train_net.py --config-file configs/sample/multitask_R18.yaml
+    python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+    python train_net.py --config-file CFG --num-gpus 2        # also on CPU: GLOO processes
+"""
+import os
+import weakref
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
+from detectron2.evaluation import verify_results
+
+from lv_adapter import add_lv_adapter_config, compat
+from lv_adapter.data import MultiTaskDatasetMapper
+from lv_adapter.data.errors import set_default_policy
+from lv_adapter.engine import SafeCheckpointer, build_lr_scheduler, build_optimizer
+from lv_adapter.evaluation import build_multitask_evaluator
+
+
+class Trainer(DefaultTrainer):
+    """DefaultTrainer with the multi-task mapper, evaluators, optimizer and checkpointer."""
+
+    def build_hooks(self):
+        # DefaultTrainer.__init__ made a plain DetectionCheckpointer just before calling this;
+        # swap it before the checkpoint hook captures it.
+        self.checkpointer = SafeCheckpointer(
+            self.checkpointer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
+        )
+        return super().build_hooks()
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_detection_train_loader(cfg, mapper=MultiTaskDatasetMapper(cfg, True))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        mapper = MultiTaskDatasetMapper(cfg, False)
+        return build_detection_test_loader(cfg, dataset_name, mapper=mapper)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return build_multitask_evaluator(cfg.MODEL.TASKS, dataset_name, output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        return build_lr_scheduler(cfg, optimizer)
+
+
+def setup(args):
+    cfg = get_cfg()
+    add_lv_adapter_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    if cfg.SOLVER.AMP.ENABLED and not torch.cuda.is_available():
+        raise ValueError("SOLVER.AMP.ENABLED needs a CUDA device; set it False on the CPU")
+    default_setup(cfg, args)
+    set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        SafeCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        results = Trainer.test(cfg, model)
+        verify_results(cfg, results)
+        return results
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def invoke_main():
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    compat.launch(
+        main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+        dist_url=args.dist_url, args=(args,),
+    )
+
+
+if __name__ == "__main__":
+    invoke_main()
