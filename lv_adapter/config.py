@@ -74,8 +74,7 @@ def _add_solver_config(cfg):
 
 
 def _add_mask_former_config(cfg):
-    # Semantic and drivable-area heads (MaskFormer, Cheng et al. 2021): one node each, so they
-    # can be sized and weighted separately; defaults are the paper's R50 setting.
+    # Semantic and drivable-area heads (MaskFormer, Cheng et al. 2021), one node each; R50 defaults.
     from lv_adapter.data.datasets.categories import DRIVABLE_CLASSES, SEM_SEG_CLASSES
 
     for node, classes in (("SEMANTIC_HEAD", SEM_SEG_CLASSES), ("DRIVABLE_HEAD", DRIVABLE_CLASSES)):

@@ -1,13 +1,27 @@
-"""Shared fixtures: a small generated BDD100K-format sample set."""
+"""Shared fixtures: a small generated BDD100K-format sample set, registered under the official
+names (DETECTRON2_DATASETS points at it before lv_adapter registers them)."""
+import os
+import shutil
+import tempfile
+
 import pytest
 
-import lv_adapter  # noqa: F401  (registers datasets; installs the detectron2._C placeholder)
-from lv_adapter.data.sample import write_sample_bdd100k
+SAMPLE_ROOT = tempfile.mkdtemp(prefix="lv-adapter-tests-")
+os.environ["DETECTRON2_DATASETS"] = SAMPLE_ROOT
+
+import lv_adapter  # noqa: E402,F401  (registers datasets; installs the detectron2._C placeholder)
+from lv_adapter.data.sample import write_sample_bdd100k  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="session")
-def sample_root(tmp_path_factory):
-    """A datasets root holding ``bdd100k/`` with 16 generated 128x72 scenes (seed 0)."""
-    root = tmp_path_factory.mktemp("datasets")
-    write_sample_bdd100k(str(root), num_images=16, width=128, height=72, seed=0)
-    return str(root)
+def sample_root():
+    """The datasets root holding ``bdd100k/``: 16 generated 128x72 scenes (seed 0)."""
+    if not os.path.isdir(os.path.join(SAMPLE_ROOT, "bdd100k")):
+        write_sample_bdd100k(SAMPLE_ROOT, num_images=16, width=128, height=72, seed=0)
+    return SAMPLE_ROOT
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SAMPLE_ROOT, ignore_errors=True)

@@ -17,7 +17,6 @@ import io
 import logging
 import os
 
-import numpy as np
 from detectron2.data import DatasetCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import BoxMode
@@ -29,7 +28,15 @@ from pycocotools.cocoeval import COCOeval
 from lv_adapter.data.datasets.categories import DET_CLASSES, DETECTION
 from lv_adapter.utils.io import write_json
 
-__all__ = ["COCO_METRICS", "DetectionEvaluator", "GroundTruth", "TaskEvaluator"]
+__all__ = [
+    "COCO_METRICS",
+    "DetectionEvaluator",
+    "GroundTruth",
+    "TaskEvaluator",
+    "coco_box_metrics",
+    "file_stem",
+    "scalabel_frames",
+]
 
 # The first six entries of COCOeval.stats, in its order.
 COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -97,7 +104,7 @@ class TaskEvaluator(DatasetEvaluator):
     def _labeled(self, inputs, outputs):
         """Yield ``(dataset dict, model output)`` of the images labeled for the task."""
         for inp, output in zip(inputs, outputs):
-            image_id = inp.get("image_id") or _stem(inp["file_name"])
+            image_id = inp.get("image_id") or file_stem(inp["file_name"])
             record = self._ground_truth.record(image_id)
             if self._task in record["labeled_tasks"]:
                 yield record, output
@@ -168,7 +175,8 @@ class DetectionEvaluator(TaskEvaluator):
         return {"bbox": results}
 
 
-def _stem(file_name):
+def file_stem(file_name):
+    """The base name of ``file_name`` without its extension: a BDD100K image_id."""
     return os.path.splitext(os.path.basename(file_name))[0]
 
 

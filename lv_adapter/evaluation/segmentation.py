@@ -31,7 +31,7 @@ from lv_adapter.data.datasets.categories import (
     SEMANTIC,
 )
 from lv_adapter.data.readers import read_label_mask
-from lv_adapter.evaluation.detection import TaskEvaluator
+from lv_adapter.evaluation.detection import TaskEvaluator, file_stem
 from lv_adapter.utils.io import atomic_path
 
 __all__ = [
@@ -109,13 +109,7 @@ class SegmentationEvaluator(TaskEvaluator):
     def process(self, inputs, outputs):
         for record, output in self._labeled(inputs, outputs):
             prediction = self._prediction(record, output)
-            legacy = bool(self._spec.legacy_key and record.get(self._spec.legacy_key))
-            gt = read_label_mask(
-                record[self._spec.file_key],
-                self._task,
-                (record["height"], record["width"]),
-                legacy_drivable=legacy,
-            )
+            gt = self._read_gt(record)
             if prediction.shape != gt.shape:
                 raise ValueError(
                     f"{self._task} prediction of image {record['image_id']!r} "
@@ -126,7 +120,17 @@ class SegmentationEvaluator(TaskEvaluator):
             self._confusion += confusion_matrix(gt, prediction, len(self._spec.classes))
             self._num_images += 1
             if self._output_dir:
-                self._encoded.append((_file_stem(record), _encode_png(prediction)))
+                self._encoded.append((file_stem(record["file_name"]), _encode_png(prediction)))
+
+    def _read_gt(self, record):
+        """The image's validated ground-truth mask, in the current encoding."""
+        legacy = bool(self._spec.legacy_key and record.get(self._spec.legacy_key))
+        return read_label_mask(
+            record[self._spec.file_key],
+            self._task,
+            (record["height"], record["width"]),
+            legacy_drivable=legacy,
+        )
 
     def _prediction(self, record, output):
         """The HxW uint8 argmax of the task's score map, checked for its number of classes."""
@@ -158,15 +162,12 @@ class SegmentationEvaluator(TaskEvaluator):
         return {self._spec.result_key: results}
 
     def _write_pngs(self, encoded):
-        folder = self._export_path(self._spec.export_folder)
         for stem, data in encoded:
-            with atomic_path(f"{folder}/{stem}.png") as tmp, open(tmp, "wb") as f:
+            path = self._export_path(self._spec.export_folder, f"{stem}.png")
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 f.write(data)
+        folder = self._export_path(self._spec.export_folder)
         self._logger.info(f"Wrote {len(encoded)} {self._task} predictions to {folder}")
-
-
-def _file_stem(record):
-    return record["file_name"].rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
 def _encode_png(label_map):

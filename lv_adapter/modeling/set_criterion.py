@@ -73,10 +73,15 @@ class SetCriterion(nn.Module):
     @torch.no_grad()
     def match(self, outputs, targets):
         """Hungarian matching on the weighted sum of :meth:`pairwise_costs`."""
-        costs = [
-            sum(self.weights[term] * cost for term, cost in image_costs.items())
-            for image_costs in self.pairwise_costs(outputs, targets)
-        ]
+        costs = []
+        for image_costs in self.pairwise_costs(outputs, targets):
+            for term, cost in image_costs.items():
+                if not torch.isfinite(cost).all():
+                    raise FloatingPointError(
+                        f"{self._key(term, 0, 1)}: the matching cost is NaN or infinite "
+                        "(the head's predictions are)"
+                    )
+            costs.append(sum(self.weights[term] * cost for term, cost in image_costs.items()))
         return hungarian_match(costs)
 
     @staticmethod

@@ -13,6 +13,7 @@ from lv_adapter.modeling.detection import SparseRCNNCriterion, SparseRCNNHead
 
 HIDDEN = 32
 LEVELS = ["p2", "p3", "p4", "p5", "p6"]
+STRIDES = [4, 8, 16, 32, 64]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ def test_loss_keys_with_and_without_deep_supervision():
     target = make_target([0], [[10.0, 10.0, 30.0, 30.0]])
     stages = [make_outputs([[0.0, 0.0]], [[12.0, 10.0, 30.0, 30.0]]) for _ in range(3)]
     terms = ["class", "bbox", "giou"]
-    deep = SparseRCNNCriterion(deep_supervision=True)([*stages], [target])
+    deep = SparseRCNNCriterion(deep_supervision=True)(stages, [target])
     expected = {f"loss_detection_{t}{s}" for t in terms for s in ["", "_0", "_1"]}
     assert set(deep) == expected
     last = SparseRCNNCriterion(deep_supervision=False)(stages, [target])
@@ -126,21 +127,22 @@ def tiny_cfg(**overrides):
 
 
 def fpn_shapes(channels=HIDDEN):
-    return {name: ShapeSpec(channels=channels, stride=2 ** (i + 2)) for i, name in enumerate(LEVELS)}
+    return {name: ShapeSpec(channels=channels, stride=s) for name, s in zip(LEVELS, STRIDES)}
 
 
 def random_features(batch, height, width, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {
-        name: torch.randn(batch, HIDDEN, height // 2 ** (i + 2), width // 2 ** (i + 2), generator=g)
-        .requires_grad_()
-        for i, name in enumerate(LEVELS)
+        name: torch.randn(batch, HIDDEN, height // s, width // s, generator=g).requires_grad_()
+        for name, s in zip(LEVELS, STRIDES)
     }
 
 
 def detection_targets():
+    """Image 0 holds two objects, image 1 none."""
+    boxes = torch.tensor([[5.0, 8.0, 40.0, 50.0], [50.0, 10.0, 90.0, 30.0]])
     return [
-        {"labels": torch.tensor([3, 7]), "boxes": torch.tensor([[5.0, 8, 40, 50], [50, 10, 90, 30]])},
+        {"labels": torch.tensor([3, 7]), "boxes": boxes},
         {"labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4)},
     ]
 
@@ -162,6 +164,7 @@ def test_training_forward_gives_weighted_stage_losses_and_gradients():
     assert results is None
     terms = ["class", "bbox", "giou"]
     assert set(losses) == {f"loss_detection_{t}{s}" for t in terms for s in ["", "_0"]}
+    assert sorted(head.loss_keys()) == sorted(losses)
     assert all(v.dim() == 0 and torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
     assert head.proposal_boxes.weight.grad.abs().sum() > 0
@@ -279,12 +282,12 @@ def test_overfits_one_batch():
         loss.backward()
         optimizer.step()
         history.append(loss.item())
-    assert sum(history[-5:]) / 5 < 0.5 * history[0]
+    assert sum(history[-5:]) / 5 < 0.25 * history[0]
     head.eval()
     with torch.no_grad():
         results, _ = head(backbone(images), sizes)
     for result, target in zip(results, targets):
         best = result[0]  # the top-scoring detection
         iou = pairwise_iou(best.pred_boxes, Boxes(target["boxes"]))[0]
-        assert iou.max() > 0.5
+        assert iou.max() > 0.6
         assert best.pred_classes.item() == target["labels"][iou.argmax()].item()

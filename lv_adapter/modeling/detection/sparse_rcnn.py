@@ -83,6 +83,10 @@ class SparseRCNNHead(nn.Module):
             "prior_prob": c.PRIOR_PROB,
         }
 
+    def loss_keys(self):
+        """The keys of the training losses :meth:`forward` returns."""
+        return self.criterion.loss_keys(len(self.stages))
+
     def forward(self, features, image_sizes, targets=None):
         """
         Args:
