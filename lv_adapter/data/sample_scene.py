@@ -699,7 +699,7 @@ def traffic_light_parts(rng, x, xh, yb, top, p, colour):
         hang += 0.15 * p
     lamps = [ellipse(xh, hang + (0.2 + 0.37 * i) * p, 0.14 * p, 0.14 * p) for i in range(3)]
     lit = TRAFFIC_LIGHT_COLORS.index(colour)
-    housing = _DARK if rng.random() < 0.7 else (200, 170, 40)
+    housing = _jitter(rng, _DARK, 12)
     return [Part(poles, (120, 120, 125), pole)], [
         Part([rect(xh - 0.23 * p, hang, xh + 0.23 * p, hang + 1.15 * p)], housing, light),
         Part([lamp for i, lamp in enumerate(lamps) if i != lit], _LAMP_OFF, light),
@@ -935,8 +935,12 @@ def _force(place, what):
 
 def populate(composer, rng, sides, crowd, other_vehicle):
     """Queue up to MAX_LABELS labeled things (the forced ones first), then street furniture."""
-    placed = _force(composer.crowd, "a crowd") if crowd else 0
-    placed += _force(composer.other_vehicle, "an other vehicle") if other_vehicle else 0
+    # Forced content first, so that nothing placed before can make it impossible; elsewhere
+    # a crowd or an other vehicle turns up now and then, as in the real data.
+    placed = _force(composer.crowd, "a crowd") if crowd else (
+        composer.crowd() if rng.random() < 0.1 else 0)
+    placed += _force(composer.other_vehicle, "an other vehicle") if other_vehicle else (
+        composer.other_vehicle() if rng.random() < 0.08 else 0)
     placed += composer.train() if rng.random() < 0.06 else 0
     budget = max(placed, int(rng.integers(1, MAX_LABELS + 1)))
     for _ in range(3 * budget):

@@ -16,6 +16,7 @@ prediction; ground-truth pixels of 255 are ignored) and derives every metric fro
 All values are in percent.
 """
 import dataclasses
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -59,7 +60,7 @@ class SegTask:
 
     result_key: str
     file_key: str
-    legacy_key: object
+    legacy_key: Optional[str]
     classes: tuple
     export_folder: str
     official_classes: tuple = ()

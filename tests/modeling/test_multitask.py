@@ -101,7 +101,8 @@ def test_inference_outputs_at_original_resolution(sample_root):
         assert out["drivable_seg"].shape == (3, h, w)
         instances = out["instances"]
         assert instances.image_size == (h, w)
-        assert len(instances) == cfg.MODEL.SPARSE_RCNN.TEST_TOPK
+        # Top-k of proposals x classes; detector_postprocess drops boxes empty after clipping.
+        assert 0 < len(instances) <= cfg.MODEL.SPARSE_RCNN.TEST_TOPK
         assert {"pred_boxes", "scores", "pred_classes"} <= set(instances.get_fields())
         boxes = instances.pred_boxes.tensor
         assert (boxes[:, 0::2] >= 0).all() and (boxes[:, 0::2] <= w).all()

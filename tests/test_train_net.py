@@ -1,0 +1,96 @@
+"""train_net.py: training, checkpoints and resume, evaluation, several CPU processes."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from detectron2.engine import default_argument_parser
+
+import train_net
+from conftest import REPO
+from lv_adapter.engine import SafeCheckpointer
+
+TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
+
+
+def args_for(output_dir, *opts, extra=()):
+    argv = ["--config-file", TINY, *extra, "OUTPUT_DIR", str(output_dir), "MODEL.DEVICE", "cpu"]
+    return default_argument_parser().parse_args(argv + list(opts))
+
+
+@pytest.fixture(scope="module")
+def trained(sample_root, tmp_path_factory):
+    """A 4-iteration training run with checkpoints every 2 iterations."""
+    out = tmp_path_factory.mktemp("train")
+    train_net.main(args_for(out))
+    return out
+
+
+def test_training_writes_checkpoints(trained):
+    names = sorted(os.listdir(trained))
+    assert {"model_0001.pth", "model_0003.pth", "model_final.pth", "last_checkpoint"} <= set(names)
+    assert not [n for n in names if n.startswith(".tmp-")]
+    assert (trained / "last_checkpoint").read_text() == "model_final.pth"
+
+
+def test_resume_continues_at_the_saved_iteration_with_the_saved_weights(trained):
+    cfg = train_net.setup(args_for(trained, "SOLVER.MAX_ITER", "6"))
+    trainer = train_net.Trainer(cfg)
+    trainer.resume_or_load(resume=True)
+    saved = torch.load(trained / "model_final.pth", weights_only=False)
+    assert trainer.start_iter == saved["iteration"] + 1 == 4
+    for key, value in trainer.model.state_dict().items():
+        assert torch.equal(value, saved["model"][key]), key
+
+
+def test_a_crash_while_saving_leaves_the_last_complete_checkpoint(trained, monkeypatch, tmp_path):
+    model = torch.nn.Linear(2, 2)
+    checkpointer = SafeCheckpointer(model, save_dir=str(tmp_path))
+    checkpointer.save("model_0000")
+
+    def crash(obj, f, *args, **kwargs):
+        with open(f, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save("model_0001")
+    assert sorted(os.listdir(tmp_path)) == ["last_checkpoint", "model_0000.pth"]
+    assert checkpointer.get_checkpoint_file().endswith("model_0000.pth")
+
+
+def test_checkpoint_of_another_shape_is_refused_with_the_keys_named(trained):
+    cfg = train_net.setup(args_for(trained, "MODEL.SPARSE_RCNN.NUM_PROPOSALS", "5"))
+    model = train_net.Trainer.build_model(cfg)
+    with pytest.raises(ValueError, match=r"heads\.detection\.\S+: checkpoint \(8, "):
+        SafeCheckpointer(model).load(str(trained / "model_final.pth"))
+
+
+def test_eval_only_reports_every_task(trained):
+    args = args_for(trained, "MODEL.WEIGHTS", str(trained / "model_final.pth"), extra=["--eval-only"])
+    results = train_net.main(args)
+    assert {"bbox", "sem_seg", "drivable_seg"} <= set(results)
+    assert {"AP", "AP50"} <= set(results["bbox"])
+    assert {"mIoU", "pACC"} <= set(results["sem_seg"])
+    assert {"mIoU", "mIoU_bdd100k"} <= set(results["drivable_seg"])
+    assert os.path.isfile(trained / "inference" / "bdd100k_multitask_val" / "bdd100k" / "det.json")
+
+
+def test_amp_on_cpu_is_refused(trained):
+    with pytest.raises(ValueError, match="SOLVER.AMP.ENABLED needs a CUDA device"):
+        train_net.setup(args_for(trained, "SOLVER.AMP.ENABLED", "True"))
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train(sample_root, tmp_path):
+    cmd = [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", TINY,
+           "--num-gpus", "2", "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "4",
+           "OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cpu"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.isfile(tmp_path / "model_final.pth")
+    assert "world size: 2" in result.stderr or "Rank of current process: 0. World size: 2" in (
+        result.stdout + result.stderr
+    )
