@@ -29,7 +29,7 @@ def trained(sample_root, tmp_path_factory):
 
 def test_training_writes_checkpoints(trained):
     names = sorted(os.listdir(trained))
-    assert {"model_0001.pth", "model_0003.pth", "model_final.pth", "last_checkpoint"} <= set(names)
+    assert {"model_0000001.pth", "model_final.pth", "last_checkpoint"} <= set(names)
     assert not [n for n in names if n.startswith(".tmp-")]
     assert (trained / "last_checkpoint").read_text() == "model_final.pth"
 

@@ -963,7 +963,7 @@ def finish(canvas, road, rng, time):
     lit = canvas.img.copy()
     if time != "daytime":
         # Bands of rows of constant gain: cv2.transform is many times cheaper than float maps.
-        for band in np.array_split(np.arange(height), 48):
+        for band in np.array_split(np.arange(height), min(height, 48)):
             near = min(max((road.s_of_row(band.mean()) - 0.45) / 0.55, 0.0), 1.0)
             boost = 1 + 1.6 * near ** 1.5 if time == "night" else 1.0
             window = slice(band[0], band[-1] + 1)

@@ -9,7 +9,7 @@ import itertools
 import torch
 from detectron2.layers import FrozenBatchNorm2d, NaiveSyncBatchNorm
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
-from detectron2.solver import maybe_add_gradient_clipping
+from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.solver.lr_scheduler import LRMultiplier, WarmupParamScheduler
 from fvcore.common.param_scheduler import PolynomialDecayParamScheduler
 from torch import nn

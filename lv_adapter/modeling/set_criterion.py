@@ -47,7 +47,8 @@ class SetCriterion(nn.Module):
         Returns:
             dict[str, Tensor]: weighted scalar losses.
         """
-        num_targets = self.num_targets(targets, stage_outputs[-1])
+        device = next(iter(stage_outputs[-1].values())).device
+        num_targets = self.num_targets(targets, device)
         stages = stage_outputs if self.deep_supervision else stage_outputs[-1:]
         losses = {}
         for i, outputs in enumerate(stages):
@@ -85,9 +86,12 @@ class SetCriterion(nn.Module):
         return hungarian_match(costs)
 
     @staticmethod
-    def num_targets(targets, any_tensor_output):
-        """Targets in the batch averaged over processes, at least 1 (no division by zero)."""
-        device = next(iter(any_tensor_output.values())).device
+    def num_targets(targets, device):
+        """Targets in the batch averaged over processes, at least 1 (no division by zero).
+
+        Several processes: this is a collective call, so a process whose batch has no image of
+        this task must still call it (with no targets) whenever the others compute the loss.
+        """
         num = torch.as_tensor(
             [float(sum(len(t["labels"]) for t in targets))], dtype=torch.float32, device=device
         )

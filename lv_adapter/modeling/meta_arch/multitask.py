@@ -163,7 +163,7 @@ class MultiTaskModel(nn.Module):
             if keep:
                 task_losses = self._task_losses(task, head, batched_inputs, images, features, keep)
             else:
-                task_losses = _zero_losses(head)
+                task_losses = _zero_losses(head, self.device)
             losses.update({k: v * self.task_weights[task] for k, v in task_losses.items()})
         _check_finite(losses)
         return losses
@@ -199,13 +199,15 @@ def _labeled_tasks(x):
     return x["labeled_tasks"]
 
 
-def _zero_losses(head):
+def _zero_losses(head, device):
     """The head's usual loss keys with zero values that still depend on all its parameters.
 
     No image of the batch is labeled for this task: the loss is zero, but the graph must touch
-    every parameter so DistributedDataParallel finds gradients for all of them, and every process
-    must log the same keys.
+    every parameter so DistributedDataParallel finds gradients for all of them, every process
+    must log the same keys, and this process must join the all-reduce of the target count that
+    the other processes' criteria make.
     """
+    head.criterion.num_targets([], device)
     zero = sum(p.sum() for p in head.parameters() if p.requires_grad) * 0.0
     return {key: zero for key in head.loss_keys()}
 
