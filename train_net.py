@@ -61,9 +61,11 @@ def setup(args):
     add_lv_adapter_config(cfg)
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
+    if not torch.cuda.is_available():
+        if cfg.SOLVER.AMP.ENABLED:
+            raise ValueError("SOLVER.AMP.ENABLED needs a CUDA device; set it False on the CPU")
+        cfg.MODEL.DEVICE = "cpu"  # the configs say "cuda"; the same file runs on a laptop
     cfg.freeze()
-    if cfg.SOLVER.AMP.ENABLED and not torch.cuda.is_available():
-        raise ValueError("SOLVER.AMP.ENABLED needs a CUDA device; set it False on the CPU")
     default_setup(cfg, args)
     set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)
     return cfg

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from lv_adapter.data.datasets.categories import DET_CLASSES
-from lv_adapter.data.sample_scene import OTHER_VEHICLE, draw_scene
+from lv_adapter.data.sample_scene import draw_scene
 from lv_adapter.utils.io import write_image, write_json
 
 MIN_IMAGES, MIN_WIDTH, MIN_HEIGHT = 12, 64, 36
@@ -187,7 +187,7 @@ class SampleWriter:
 
     def __init__(self, out_dir, num_images=60, width=1280, height=720, seed=0):
         check_args(num_images, width, height, seed)
-        self.root = os.path.join(os.fspath(out_dir), "bdd100k")
+        self.root = os.path.abspath(os.path.join(os.fspath(out_dir), "bdd100k"))
         self.width, self.height, self.seed = int(width), int(height), int(seed)
         self.plans = plan_scenes(int(num_images), self.seed)
         self.frames = {}  # scene index -> det_20 frame (scenes with a 100k copy)
@@ -216,9 +216,12 @@ class SampleWriter:
         files = self.files()
         if os.path.exists(manifest):
             with open(manifest) as f:
-                old = set(json.load(f)["files"]) - set(files)
-            for rel in sorted(old):
-                path = os.path.normpath(os.path.join(self.root, rel))
+                stale = [os.path.normpath(os.path.join(self.root, rel))
+                         for rel in set(json.load(f)["files"]) - set(files)]
+            # Temporary files of a killed run too (see lv_adapter.utils.io.atomic_path).
+            stale += [os.path.join(folder, name) for folder, _, names in os.walk(self.root)
+                      for name in names if name.startswith(".tmp-")]
+            for path in sorted(stale):
                 if path.startswith(self.root + os.sep) and os.path.isfile(path):
                     os.remove(path)
         write_json(manifest, {"generator": __name__, "seed": self.seed, "width": self.width,

@@ -53,6 +53,7 @@ _SKIN = ((240, 200, 170), (200, 150, 110), (140, 95, 60), (90, 60, 40))
 _CLOTHES = ((200, 40, 40), (40, 60, 160), (230, 230, 230), (30, 30, 30), (60, 140, 70),
             (230, 180, 40), (130, 60, 140))
 _TROUSERS = ((30, 35, 60), (20, 20, 20), (150, 130, 100), (90, 90, 95))
+_HAIR = ((22, 22, 24), (120, 80, 40), (200, 170, 90))
 _GLASS = (45, 55, 70)
 _DARK = (22, 22, 24)
 _TAIL = ((170, 20, 25), (255, 35, 35))  # day, night (lit)
@@ -120,6 +121,11 @@ class Part:
     shade: float = 1.0
 
 
+def _solid_points(parts):
+    """All polygon vertices (Nx2) of the parts that are not shadows."""
+    return np.concatenate([poly for part in parts if part.sem is not None for poly in part.polys])
+
+
 @dataclass
 class Thing:
     """A drawn item: its det_20 ``category`` (None: not labeled) and painted (mask, y0, x0)."""
@@ -144,12 +150,11 @@ class Canvas:
         self.emit = np.zeros((height, width), np.uint8)
         self.things = []
 
-    def raster(self, polys, holes=(), disjoint=False):
+    def raster(self, polys, holes=()):
         """Fill ``polys`` minus ``holes`` into a mask over their bounding box, clipped.
 
         Returns (mask hxw bool, y0, x0), or None when nothing lands in the image. Polygons are
-        filled one by one (a single cv2.fillPoly call would apply the even-odd rule to
-        overlaps) unless ``disjoint`` says they do not overlap.
+        filled one by one: a single cv2.fillPoly call would apply the even-odd rule to overlaps.
         """
         pts = np.concatenate(polys)
         x0, y0 = np.maximum(np.floor(pts.min(0)), 0).astype(int)
@@ -160,9 +165,9 @@ class Canvas:
         mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
         origin = np.array([x0, y0], float)
         for value, group in ((1, polys), (0, holes)):
-            fixed = [np.rint((p - origin) * (1 << _SHIFT)).astype(np.int32) for p in group]
-            for batch in [fixed] if disjoint else [[f] for f in fixed]:
-                cv2.fillPoly(mask, batch, value, cv2.LINE_8, _SHIFT)
+            for poly in group:
+                fixed = np.rint((poly - origin) * (1 << _SHIFT)).astype(np.int32)
+                cv2.fillPoly(mask, [fixed], value, cv2.LINE_8, _SHIFT)
         mask = mask.view(bool)
         return (mask, y0, x0) if mask.any() else None
 
@@ -200,7 +205,7 @@ class Canvas:
 
     def extent(self, parts):
         """(x0, y0, x1, y1) float extent of the solid ``parts``, clipped to the image."""
-        pts = np.concatenate([p for part in parts if part.sem is not None for p in part.polys])
+        pts = _solid_points(parts)
         lo = np.maximum(pts.min(0), 0)
         hi = np.minimum(pts.max(0), [self.width - 1, self.height - 1])
         return (*lo, *hi)
@@ -214,7 +219,7 @@ class Canvas:
         x0, y0, x1, y1 = self.extent(parts)
         if min(x1 - x0, y1 - y0) < MIN_OBJECT_PX:
             return None
-        pts = np.concatenate([p for part in parts if part.sem is not None for p in part.polys])
+        pts = _solid_points(parts)
         limit = np.array([self.width, self.height]) - 0.5
         truncated = bool((pts < -0.5).any() or (pts > limit).any())
         thing = Thing(len(self.things), category, [], truncated, crowd, light)
@@ -288,6 +293,10 @@ class Road:
     def s_at(self, z):
         """Depth of the ground ``z`` metres ahead."""
         return self.focal / (self.ppm * np.asarray(z, float))
+
+    def z_at(self, s):
+        """Metres ahead of the ground at depth ``s``."""
+        return self.focal / (self.ppm * np.asarray(s, float))
 
     def outer_u(self, side):
         """``u`` of the far edge of the sidewalk on ``side`` (-1 left, +1 right)."""
@@ -390,7 +399,7 @@ def _paint_details(img, road, rng, rows, s, walk_colour):
 
     rows: the image rows below the horizon; s: their depths; walk_colour: sidewalk RGB.
     """
-    z = road.focal / (road.ppm * s)  # metres ahead of each row
+    z = road.z_at(s)  # metres ahead of each row
 
     def band(lo, hi, colour, on):  # ground between u = lo and u = hi on the rows ``on``
         lo, hi = np.broadcast_to(lo, s.shape)[on], np.broadcast_to(hi, s.shape)[on]
@@ -420,7 +429,7 @@ def _paint_details(img, road, rng, rows, s, walk_colour):
 def paint_buildings(canvas, road, rng, side, time):
     """Facades along the far edge of the sidewalk on ``side``, with windows; gaps between."""
     u = road.outer_u(side) + side * rng.uniform(0.0, 1.5)
-    z = road.focal / (road.ppm * 1.5)  # start below the bottom row
+    z = road.z_at(1.5)  # start below the bottom row
     while z < 300:
         if rng.random() < 0.3:
             z += rng.uniform(3, 10)
@@ -453,7 +462,7 @@ def _paint_windows(canvas, road, rng, facade, time):
 def paint_greenery(canvas, road, rng, side):
     """A band of trees set back from the sidewalk on ``side``; grass (terrain) lies before it."""
     u = road.outer_u(side) + side * rng.uniform(2, 12)
-    z = np.geomspace(road.focal / (road.ppm * 1.5), 400, 80)
+    z = np.geomspace(road.z_at(1.5), 400, 80)
     height = np.clip(rng.uniform(4, 9) + np.cumsum(rng.normal(0, 0.7, len(z))), 2.5, 14)
     s = road.s_at(z)
     top = np.stack([road.x(u, s), road.row(s) - height * road.ppm * s], 1)
@@ -464,11 +473,11 @@ def paint_greenery(canvas, road, rng, side):
 
 def paint_barrier(canvas, road, rng, side):
     """A wall or a fence (posts and two rails, see-through) on the far edge of a sidewalk."""
-    u, z0 = road.outer_u(side), road.focal / (road.ppm * 1.5)
+    u, z0 = road.outer_u(side), road.z_at(1.5)
     z1, height = z0 + rng.uniform(20, 150), rng.uniform(0.8, 2.2)
     if rng.random() < 0.5:
-        canvas.fill([road.plane(u, z0, z1, 0, height)], _jitter(rng, (165, 160, 150)),
-                           SEM["wall"])
+        wall = road.plane(u, z0, z1, 0, height)
+        canvas.fill([wall], _jitter(rng, (165, 160, 150)), SEM["wall"])
         return
     posts = np.arange(z0, z1, rng.uniform(1.5, 3.0))
     polys = list(road.plane(u, posts, posts + 0.12, 0, height))
@@ -594,9 +603,7 @@ def pedestrian_parts(rng, cx, yb, p):
               segment((cx + 0.21 * p, shoulder), (cx + 0.26 * p - stride / 2, hip), 0.09 * p)],
              _scaled(shirt, 0.85), person),
         Part([ellipse(cx, yb - 0.925 * h, 0.1 * p, 0.125 * p)], _pick(rng, _SKIN, 10), person),
-        Part([ellipse(cx, yb - 0.96 * h, 0.1 * p, 0.07 * p)], _pick(rng, (_DARK, (120, 80, 40),
-                                                                           (200, 170, 90)), 10),
-             person),
+        Part([ellipse(cx, yb - 0.96 * h, 0.1 * p, 0.07 * p)], _pick(rng, _HAIR, 10), person),
     ]
 
 
@@ -634,10 +641,12 @@ def motorcycle_parts(rng, cx, yb, p, facing):
                      [cx + 0.5 * p * f, yb - 0.95 * p], [cx + 0.05 * p * f, yb - 0.98 * p],
                      [cx - 0.45 * p * f, yb - 0.82 * p]])
     return [
-        Part([ellipse(*rear, 0.32 * p, 0.32 * p), ellipse(*front, 0.32 * p, 0.32 * p)], _DARK, moto),
+        Part([ellipse(*rear, 0.32 * p, 0.32 * p), ellipse(*front, 0.32 * p, 0.32 * p)], _DARK,
+             moto),
         Part([ellipse(*rear, 0.13 * p, 0.13 * p), ellipse(*front, 0.13 * p, 0.13 * p)],
              (150, 150, 155), moto),
-        Part([rect(cx - 0.25 * p, yb - 0.62 * p, cx + 0.25 * p, yb - 0.28 * p)], (85, 85, 90), moto),
+        Part([rect(cx - 0.25 * p, yb - 0.62 * p, cx + 0.25 * p, yb - 0.28 * p)], (85, 85, 90),
+             moto),
         Part([segment(front, (cx + 0.5 * p * f, yb - 1.05 * p), 0.08 * p)], (140, 140, 145), moto),
         Part([body], _pick(rng, _CAR), moto),
         Part([segment((cx + 0.42 * p * f, yb - 1.05 * p), (cx + 0.62 * p * f, yb - 1.12 * p),
@@ -694,8 +703,8 @@ def traffic_light_parts(rng, x, xh, yb, top, p, colour):
     poles = [rect(x - 0.1 * p, yb - top * p, x + 0.1 * p, yb)]
     hang = yb - top * p
     if abs(xh - x) > 0.5 * p:
-        poles.append(segment((x, hang + 0.07 * p), (xh + np.sign(xh - x) * 0.3 * p,
-                                                     hang + 0.07 * p), 0.14 * p))
+        arm_end = (xh + np.sign(xh - x) * 0.3 * p, hang + 0.07 * p)
+        poles.append(segment((x, hang + 0.07 * p), arm_end, 0.14 * p))
         hang += 0.15 * p
     lamps = [ellipse(xh, hang + (0.2 + 0.37 * i) * p, 0.14 * p, 0.14 * p) for i in range(3)]
     lit = TRAFFIC_LIGHT_COLORS.index(colour)
@@ -817,8 +826,8 @@ class Composer:
 
     def sidewalk_u(self, side):
         """A random ``u`` on the sidewalk of ``side``, away from both of its edges."""
-        inner, outer = (0.0, self.road.outer_u(-1)) if side < 0 else (self.road.right_u,
-                                                                       self.road.outer_u(1))
+        inner = 0.0 if side < 0 else self.road.right_u
+        outer = self.road.outer_u(side)
         return inner + (outer - inner) * self.rng.uniform(0.2, 0.8)
 
     def side(self):
@@ -844,9 +853,12 @@ class Composer:
 
     def crowd(self):
         """A tight group of 4-8 people drawn together, labeled by one crowd box."""
-        s, rng = self.rng.uniform(0.15, 0.7), self.rng
-        u0 = self.sidewalk_u(self.side()) if rng.random() < 0.7 else rng.uniform(
-            1.0, self.road.right_u - 1.0)
+        rng = self.rng
+        s = rng.uniform(0.15, 0.7)
+        if rng.random() < 0.7:
+            u0 = self.sidewalk_u(self.side())
+        else:  # crossing the road
+            u0 = rng.uniform(1.0, self.road.right_u - 1.0)
         members = sorted((s * rng.uniform(0.95, 1.05), u0 + rng.uniform(-0.8, 0.8))
                          for _ in range(int(rng.integers(4, 9))))
         parts = [part for sk, uk in members for part in pedestrian_parts(rng, *self.ground(uk, sk))]
@@ -910,8 +922,8 @@ class Composer:
             u = -0.4 if side < 0 else road.right_u + 0.4
             for z in np.arange(rng.uniform(5, 20), 150, rng.uniform(18, 35)):
                 x, yb, p = self.ground(u, road.s_at(z))
-                self.add(road.s_at(z), [(street_lamp_parts(x, yb, p, -side, self.night), None,
-                                         {})], movable=False)
+                lamp = street_lamp_parts(x, yb, p, -side, self.night)
+                self.add(road.s_at(z), [(lamp, None, {})], movable=False)
         if rng.random() < (0.4 if city else 0.8):
             u = road.outer_u(side) + side * (-0.8 if city else rng.uniform(0.5, 2.0))
             for z in np.arange(rng.uniform(4, 15), 120, rng.uniform(8, 20)):
@@ -943,10 +955,10 @@ def populate(composer, rng, sides, crowd, other_vehicle):
         composer.other_vehicle() if rng.random() < 0.08 else 0)
     placed += composer.train() if rng.random() < 0.06 else 0
     budget = max(placed, int(rng.integers(1, MAX_LABELS + 1)))
-    for _ in range(3 * budget):
+    for _ in range(3 * budget):  # some attempts are refused (see Composer.add)
         kind = _KINDS[rng.choice(len(_KINDS), p=_KIND_P)]
-        if placed + (2 if kind == "cyclist" else 1) > budget:
-            break
+        if placed + (2 if kind == "cyclist" else 1) > budget:  # a rider and a bike: 2 labels
+            continue
         if kind in _VEHICLES:
             placed += composer.vehicle(kind)
         else:

@@ -73,9 +73,10 @@ def _draw_detections(vis, metadata, detections):
 def _mark_missing(vis, tasks):
     if tasks:
         height = vis.output.height
-        vis.draw_text(
-            f"{', '.join(tasks)}: not labeled", (4, height - 4), color="w",
-            horizontal_alignment="left", font_size=max(8, height // 30),
+        font_size = max(8, height // 30)
+        vis.draw_text(  # the text hangs below its anchor: keep two lines of room
+            f"{', '.join(tasks)}: not labeled", (4, height - 2.5 * font_size), color="w",
+            horizontal_alignment="left", font_size=font_size,
         )
 
 
@@ -97,4 +98,27 @@ def ground_truth_of(dataset_dict):
         legacy = dataset_dict.get("drivable_legacy", False)
         path = dataset_dict["drivable_file_name"]
         out["drivable"] = read_label_mask(path, DRIVABLE, shape, legacy)
+    return out
+
+
+def predictions_of(outputs, score_threshold=0.5):
+    """Turn one image's model outputs into :func:`draw_multitask`'s arguments.
+
+    Args:
+        outputs (dict): ``instances`` (pred_boxes, scores, pred_classes), ``sem_seg`` [K, H, W]
+            and/or ``drivable_seg`` [3, H, W]; tasks the model lacks are simply absent.
+        score_threshold (float): detections below it are not drawn.
+    """
+    out = {"detections": None, "sem_seg": None, "drivable": None}
+    if "instances" in outputs:
+        instances = outputs["instances"].to("cpu")
+        instances = instances[instances.scores >= score_threshold]
+        out["detections"] = {
+            "boxes": instances.pred_boxes.tensor.numpy(),
+            "classes": instances.pred_classes.tolist(),
+            "scores": instances.scores.tolist(),
+        }
+    for key, name in (("sem_seg", "sem_seg"), ("drivable_seg", "drivable")):
+        if key in outputs:
+            out[name] = outputs[key].argmax(dim=0).cpu().numpy()
     return out

@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Draw a trained model's predictions: boxes over the drivable area (left), semantic overlay
+(right), with detectron2's Visualizer. Input: image files, a folder of images, or a video.
+
+    python tools/visualize_predictions.py --config-file configs/sample/multitask_R18.yaml \
+        --input datasets/sample/bdd100k/images/100k/val --output output/predictions \
+        MODEL.WEIGHTS output/sample/multitask_R18/model_final.pth
+"""
+import argparse
+import glob
+import os
+
+import cv2
+import torch
+from detectron2.config import get_cfg
+from detectron2.data import Metadata
+from tqdm import tqdm
+
+from lv_adapter import add_lv_adapter_config
+from lv_adapter.data.datasets.bdd100k import bdd100k_metadata
+from lv_adapter.data.readers import read_image
+from lv_adapter.engine.predictor import Predictor
+from lv_adapter.utils.io import atomic_path, write_image
+from lv_adapter.utils.visualizer import draw_multitask, predictions_of
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+
+
+METADATA = Metadata(**bdd100k_metadata())
+
+
+def draw(predictor, image_bgr, score_threshold, input_format):
+    """Predict one BGR image and return the drawing, BGR."""
+    image = image_bgr[:, :, ::-1] if input_format == "RGB" else image_bgr
+    drawables = predictions_of(predictor(image.copy()), score_threshold)
+    picture = draw_multitask(image_bgr[:, :, ::-1], METADATA, **drawables)
+    return cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+
+
+def image_files(inputs):
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = glob.glob(os.path.join(item, "*"))
+            files += sorted(f for f in found if f.lower().endswith(IMAGE_EXTENSIONS))
+        else:
+            files.append(item)
+    if not files:
+        raise FileNotFoundError(f"no images found in {inputs}")
+    return files
+
+
+def run_images(predictor, files, out_dir, args, input_format):
+    for path in tqdm(files, desc="predicting"):
+        picture = draw(predictor, read_image(path, "BGR"), args.confidence_threshold, input_format)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        write_image(os.path.join(out_dir, f"{stem}.png"), picture)
+
+
+def run_video(predictor, path, out_dir, args, input_format):
+    video = cv2.VideoCapture(path)
+    if not video.isOpened():
+        raise OSError(f"{path}: cannot open the video")
+    frames = int(video.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = video.get(cv2.CAP_PROP_FPS) or 10.0
+    target = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + ".mp4")
+    with atomic_path(target) as tmp:
+        writer = None
+        for _ in tqdm(range(frames), desc="predicting frames"):
+            ok, frame = video.read()
+            if not ok:
+                break
+            picture = draw(predictor, frame, args.confidence_threshold, input_format)
+            if writer is None:
+                size = (picture.shape[1], picture.shape[0])
+                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+            writer.write(picture)
+        if writer is not None:
+            writer.release()
+    video.release()
+    return target
+
+
+def setup_cfg(args):
+    cfg = get_cfg()
+    add_lv_adapter_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    if not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    cfg.freeze()
+    return cfg
+
+
+def main(args):
+    cfg = setup_cfg(args)
+    predictor = Predictor(cfg)
+    os.makedirs(args.output, exist_ok=True)
+    if len(args.input) == 1 and args.input[0].lower().endswith(VIDEO_EXTENSIONS):
+        print("wrote", run_video(predictor, args.input[0], args.output, args, cfg.INPUT.FORMAT))
+    else:
+        files = image_files(args.input)
+        run_images(predictor, files, args.output, args, cfg.INPUT.FORMAT)
+        print(f"wrote {len(files)} drawings to {args.output}")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config-file", required=True)
+    parser.add_argument("--input", nargs="+", required=True, help="images, a folder, or a video")
+    parser.add_argument("--output", required=True, help="folder for PNG drawings or the MP4")
+    parser.add_argument("--confidence-threshold", type=float, default=0.5)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    main(parse_args())
