@@ -1,6 +1,7 @@
 """Evaluators of the three BDD100K tasks and the multi-task evaluator that combines them."""
 from lv_adapter.evaluation.build import EVALUATORS, build_multitask_evaluator
-from lv_adapter.evaluation.detection import DetectionEvaluator, GroundTruth, TaskEvaluator
+from lv_adapter.evaluation.base import GroundTruth
+from lv_adapter.evaluation.detection import DetectionEvaluator, TaskEvaluator
 from lv_adapter.evaluation.segmentation import SEG_TASKS, SegmentationEvaluator
 
 __all__ = [

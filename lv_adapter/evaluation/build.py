@@ -5,7 +5,8 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluators
 
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
-from lv_adapter.evaluation.detection import DetectionEvaluator, GroundTruth
+from lv_adapter.evaluation.base import GroundTruth
+from lv_adapter.evaluation.detection import DetectionEvaluator
 from lv_adapter.evaluation.segmentation import SegmentationEvaluator
 
 __all__ = ["EVALUATORS", "build_multitask_evaluator"]

@@ -32,7 +32,7 @@ from lv_adapter.data.datasets.categories import (
     SEMANTIC,
 )
 from lv_adapter.data.readers import read_label_mask
-from lv_adapter.evaluation.detection import TaskEvaluator, file_stem
+from lv_adapter.evaluation.base import TaskEvaluator, file_stem
 from lv_adapter.utils.io import atomic_path
 
 __all__ = [
