@@ -69,7 +69,8 @@ def test_checkpoint_of_another_shape_is_refused_with_the_keys_named(trained):
 
 
 def test_eval_only_reports_every_task(trained):
-    args = args_for(trained, "MODEL.WEIGHTS", str(trained / "model_final.pth"), extra=["--eval-only"])
+    weights = str(trained / "model_final.pth")
+    args = args_for(trained, "MODEL.WEIGHTS", weights, extra=["--eval-only"])
     results = train_net.main(args)
     assert {"bbox", "sem_seg", "drivable_seg"} <= set(results)
     assert {"AP", "AP50"} <= set(results["bbox"])

@@ -1,7 +1,8 @@
 """Evaluators of the three BDD100K tasks and the multi-task evaluator that combines them."""
+from lv_adapter.evaluation.base import GroundTruth, TaskEvaluator
 from lv_adapter.evaluation.build import EVALUATORS, build_multitask_evaluator
-from lv_adapter.evaluation.base import GroundTruth
-from lv_adapter.evaluation.detection import DetectionEvaluator, TaskEvaluator
+from lv_adapter.evaluation.detection import DetectionEvaluator
+from lv_adapter.evaluation.report import metric_lines
 from lv_adapter.evaluation.segmentation import SEG_TASKS, SegmentationEvaluator
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "SegmentationEvaluator",
     "TaskEvaluator",
     "build_multitask_evaluator",
+    "metric_lines",
 ]

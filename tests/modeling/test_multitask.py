@@ -46,8 +46,9 @@ def test_training_losses_are_named_weighted_and_finite(batch):
     torch.manual_seed(0)
     double = build_model(tiny_cfg(**{"MODEL.TASK_WEIGHTS.SEMANTIC": 2.0}))
     doubled = double(batch)
-    assert doubled["loss_semantic_dice"].item() == pytest.approx(2 * losses["loss_semantic_dice"].item(), rel=1e-4)
-    assert doubled["loss_detection_giou"].item() == pytest.approx(losses["loss_detection_giou"].item(), rel=1e-4)
+    dice, giou = losses["loss_semantic_dice"].item(), losses["loss_detection_giou"].item()
+    assert doubled["loss_semantic_dice"].item() == pytest.approx(2 * dice, rel=1e-4)
+    assert doubled["loss_detection_giou"].item() == pytest.approx(giou, rel=1e-4)
 
 
 def test_unlabeled_task_gives_zero_loss_and_valid_gradients(batch):

@@ -1,0 +1,82 @@
+"""The drawing tools, end to end on the sample scenes."""
+import glob
+import os
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from conftest import REPO
+from lv_adapter import add_lv_adapter_config
+from lv_adapter.engine import SafeCheckpointer
+
+sys.path.insert(0, os.path.join(REPO, "tools"))
+import visualize_data  # noqa: E402
+import visualize_predictions  # noqa: E402
+
+TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
+
+
+def test_ground_truth_drawings_have_both_panels(sample_root, tmp_path):
+    paths = visualize_data.draw_ground_truth("bdd100k_multitask_val", 3, str(tmp_path))
+    assert len(paths) == 3
+    for path in paths:
+        picture = cv2.imread(path)
+        assert picture.shape == (72, 256, 3)  # two 128x72 panels side by side
+        left, right = picture[:, :128], picture[:, 128:]
+        assert not np.array_equal(left, right)  # different overlays on the two panels
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    cfg = get_cfg()
+    add_lv_adapter_config(cfg)
+    cfg.merge_from_file(TINY)
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("weights")
+    SafeCheckpointer(build_model(cfg), save_dir=str(folder)).save("model")
+    return str(folder / "model.pth")
+
+
+def test_prediction_drawings_for_a_folder(sample_root, weights, tmp_path):
+    folder = os.path.join(sample_root, "bdd100k", "images", "10k", "val")
+    args = visualize_predictions.parse_args(
+        ["--config-file", TINY, "--input", folder, "--output", str(tmp_path),
+         "--confidence-threshold", "0.0", "MODEL.WEIGHTS", weights]
+    )
+    visualize_predictions.main(args)
+    written = sorted(os.listdir(tmp_path))
+    expected = sorted(os.path.basename(p)[:-4] + ".png" for p in glob.glob(f"{folder}/*.jpg"))
+    assert written == expected
+    assert cv2.imread(str(tmp_path / written[0])).shape == (72, 256, 3)
+
+
+def test_prediction_video(sample_root, weights, tmp_path):
+    pattern = os.path.join(sample_root, "bdd100k", "images", "100k", "val", "*.jpg")
+    frames = sorted(glob.glob(pattern))[:3]
+    video = str(tmp_path / "drive.mp4")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 5, (128, 72))
+    for f in frames:
+        writer.write(cv2.imread(f))
+    writer.release()
+    out = tmp_path / "out"
+    visualize_predictions.main(visualize_predictions.parse_args(
+        ["--config-file", TINY, "--input", video, "--output", str(out), "MODEL.WEIGHTS", weights]
+    ))
+    result = cv2.VideoCapture(str(out / "drive.mp4"))
+    assert int(result.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert int(result.get(cv2.CAP_PROP_FRAME_WIDTH)) == 256
+
+
+def test_weights_of_another_model_are_refused(sample_root, weights, tmp_path):
+    args = visualize_predictions.parse_args(
+        ["--config-file", TINY, "--input", sample_root, "--output", str(tmp_path),
+         "MODEL.WEIGHTS", weights, "MODEL.SPARSE_RCNN.NUM_PROPOSALS", "3"]
+    )
+    with pytest.raises(ValueError, match="does not fit the model"):
+        visualize_predictions.main(args)
