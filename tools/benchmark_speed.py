@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Benchmark: the multi-task R50 model against the three R50 teachers run one after another.
+
+Inference: seconds per 1280x720 image of each model (random weights: speed does not depend on
+them), interleaved over rounds in the same process, and the ratio multi-task / sum of teachers.
+Training (``--train``): seconds per step at batch 2 and the peak resident memory, each model in
+its own process so that peaks do not mix.
+
+    python tools/benchmark_speed.py --rounds 3
+    python tools/benchmark_speed.py --train --steps 3
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+from tqdm import tqdm
+
+from lv_adapter import add_lv_adapter_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = {
+    "multi-task R50": "multitask_R50.yaml",
+    "teacher detection R50": "teacher_detection_R50.yaml",
+    "teacher semantic R50": "teacher_semantic_R50.yaml",
+    "teacher drivable R50": "teacher_drivable_R50.yaml",
+}
+HEIGHT, WIDTH = 720, 1280
+
+
+def load_model(config_name, train):
+    cfg = get_cfg()
+    add_lv_adapter_config(cfg)
+    cfg.merge_from_file(os.path.join(ROOT, "configs", "bdd100k", config_name))
+    cfg.MODEL.DEVICE = "cpu"
+    torch.manual_seed(0)
+    return build_model(cfg).train(train)
+
+
+def random_image(seed):
+    rng = np.random.default_rng(seed)
+    return torch.as_tensor(rng.integers(0, 255, (3, HEIGHT, WIDTH), dtype=np.uint8))
+
+
+def inference_seconds(model, image):
+    start = time.perf_counter()
+    with torch.no_grad():
+        model([{"image": image, "height": HEIGHT, "width": WIDTH}])
+    return time.perf_counter() - start
+
+
+def benchmark_inference(rounds):
+    models = {name: load_model(cfg, train=False) for name, cfg in MODELS.items()}
+    image = random_image(0)
+    for model in models.values():  # warm-up: first calls allocate
+        inference_seconds(model, image)
+    times = {name: [] for name in models}
+    for r in tqdm(range(rounds), desc="rounds"):
+        for name, model in models.items():
+            times[name].append(inference_seconds(model, random_image(r + 1)))
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    teachers = sum(v for k, v in medians.items() if k.startswith("teacher"))
+    print(f"inference, 1280x720, {torch.get_num_threads()} threads, median of {rounds} rounds:")
+    for name, sec in medians.items():
+        print(f"  {name:24s} {sec:6.2f} s/image")
+    print(f"  {'three teachers in turn':24s} {teachers:6.2f} s/image")
+    ratio = medians["multi-task R50"] / teachers
+    print(f"  ratio multi-task / teachers: {ratio:.2f} (target <= 0.5)")
+
+
+def training_batch():
+    batch = []
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        instances = Instances((HEIGHT, WIDTH))
+        xy = rng.uniform(0, [WIDTH - 200, HEIGHT - 200], (10, 2))
+        boxes = np.concatenate([xy, xy + 150], axis=1)
+        instances.gt_boxes = Boxes(torch.as_tensor(boxes, dtype=torch.float32))
+        instances.gt_classes = torch.as_tensor(rng.integers(0, 10, 10))
+        batch.append({
+            "image": random_image(seed), "instances": instances,
+            "sem_seg": torch.as_tensor(rng.integers(0, 19, (HEIGHT, WIDTH))),
+            "drivable_seg": torch.as_tensor(rng.integers(0, 3, (HEIGHT, WIDTH))),
+            "labeled_tasks": ("detection", "semantic", "drivable"),
+        })
+    return batch
+
+
+def train_steps(config_name, steps):
+    """Run in a child process: print JSON with seconds per step and peak RSS in MiB."""
+    model = load_model(config_name, train=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    batch = training_batch()
+    times = []
+    for _ in range(steps + 1):  # the first step is warm-up
+        start = time.perf_counter()
+        loss = sum(model(batch).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"step_s": statistics.median(times[1:]), "peak_mib": peak}))
+
+
+def benchmark_training(steps):
+    print(f"training at batch 2 (1280x720), median of {steps} steps after one warm-up:")
+    for name, config_name in MODELS.items():
+        cmd = [sys.executable, __file__, "--child-train", config_name, "--steps", str(steps)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        print(f"  {name:24s} {result['step_s']:6.1f} s/step  peak {result['peak_mib']:7.0f} MiB")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed inference rounds")
+    parser.add_argument("--train", action="store_true", help="benchmark training steps instead")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps")
+    parser.add_argument("--child-train", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    if args.child_train:
+        train_steps(args.child_train, args.steps)
+    elif args.train:
+        benchmark_training(args.steps)
+    else:
+        benchmark_inference(args.rounds)
