@@ -10,7 +10,7 @@ writes, under ``out_dir/bdd100k`` (``out_dir`` is a datasets root, like $DETECTR
     labels/sem_seg/masks/{train,val}/<stem>.png      Cityscapes train ids 0..18, 255 ignore
     sample_manifest.json                             what this generator wrote (see SampleWriter)
 
-Each scene (drawn by :mod:`lv_adapter.data.sample_scene`) has one role, as in the real data:
+Each scene (drawn by :mod:`lv_adapter.data.scenes`) has one role, as in the real data:
 "100k" (detection + drivable labels), "10k" (semantic labels), "both" (the same JPEG under the
 same stem in both image sets, with all three labels) or "leak" (in 10k/train and also in
 100k/val, as some real 10k images are; split code must keep them out of training). Every sample
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from lv_adapter.data.datasets.categories import DET_CLASSES
-from lv_adapter.data.sample_scene import draw_scene
+from lv_adapter.data.scenes import draw_scene
 from lv_adapter.utils.io import write_image, write_json
 
 MIN_IMAGES, MIN_WIDTH, MIN_HEIGHT = 12, 64, 36
@@ -158,7 +158,7 @@ def scene_rng(seed, index):
 
 
 def scalabel_label(label, label_id):
-    """A det_20 label dict from a scene label (see sample_scene.Canvas.labels)."""
+    """A det_20 label dict from a scene label (see scenes.canvas.Canvas.labels)."""
     x1, y1, x2, y2 = label["box"]
     return {"id": str(label_id), "category": label["category"],
             "attributes": {"occluded": label["occluded"], "truncated": label["truncated"],

@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""Benchmark: learning of the multi-task model against the three single-task teachers.
+
+Each model trains on the same generated sample scenes under the same CPU budget (process CPU
+time, evaluation excluded; a budget of 2N CPU-minutes is about N wall-minutes when the process
+has both cores of the machine), constant learning rate after warm-up, and is evaluated on the
+held-out scenes several times along the way. Prints the final metrics side by side, writes the
+curves as JSON and a plot.
+
+    python tools/benchmark_learning.py --cpu-minutes 60 --evals 6 --out benchmarks/learning
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from detectron2.engine import HookBase, default_argument_parser
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODELS = {  # name -> (config, the metrics it is judged on)
+    "multi-task": ("multitask_R18.yaml", ("det AP50", "sem mIoU", "drivable mIoU")),
+    "teacher detection": ("teacher_detection_R18.yaml", ("det AP50",)),
+    "teacher semantic": ("teacher_semantic_R18.yaml", ("sem mIoU",)),
+    "teacher drivable": ("teacher_drivable_R18.yaml", ("drivable mIoU",)),
+}
+METRICS = {"det AP50": ("bbox", "AP50"), "sem mIoU": ("sem_seg", "mIoU"),
+           "drivable mIoU": ("drivable_seg", "mIoU")}
+
+
+class BudgetSpent(BaseException):
+    """Ends training when the budget is used up (BaseException: detectron2's loop logs every
+    Exception as a failure)."""
+
+
+class BudgetHook(HookBase):
+    """Evaluates at evenly spaced fractions of a CPU-time budget and stops at the end of it."""
+
+    def __init__(self, budget_s, num_evals, evaluate):
+        self.budget_s, self.num_evals, self.evaluate = budget_s, num_evals, evaluate
+        self.curve, self.excluded = [], 0.0
+
+    def before_train(self):
+        self.start_cpu, self.start_wall = time.process_time(), time.perf_counter()
+
+    def after_step(self):
+        used = time.process_time() - self.start_cpu - self.excluded
+        if used < self.budget_s * (len(self.curve) + 1) / self.num_evals:
+            return
+        before = time.process_time()
+        results = self.evaluate()
+        self.excluded += time.process_time() - before
+        self.curve.append({"cpu_s": used, "wall_s": time.perf_counter() - self.start_wall,
+                           "iter": self.trainer.iter + 1, "results": results})
+        if len(self.curve) == self.num_evals:
+            raise BudgetSpent
+
+
+def train_child(config, budget_s, num_evals, out_json):
+    """Child process: train one model under the budget; write its curve to ``out_json``."""
+    import train_net
+
+    opts = ["SOLVER.MAX_ITER", "1000000", "SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
+            "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD", "1000000", "TEST.EVAL_PERIOD", "0",
+            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", os.path.dirname(out_json), "SEED", "0"]
+    config_path = os.path.join(ROOT, "configs", "sample", config)
+    args = default_argument_parser().parse_args(["--config-file", config_path] + opts)
+    cfg = train_net.setup(args)
+    trainer = train_net.Trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    hook = BudgetHook(budget_s, num_evals, lambda: train_net.Trainer.test(cfg, trainer.model))
+    trainer.register_hooks([hook])
+    try:
+        trainer.train()
+    except BudgetSpent:
+        pass
+    with open(out_json, "w") as f:
+        json.dump({"config": config, "budget_cpu_s": budget_s, "curve": hook.curve}, f, indent=1)
+
+
+def metric(results, name):
+    key, field = METRICS[name]
+    return results.get(key, {}).get(field, float("nan"))
+
+
+def run_all(args):
+    from lv_adapter.data.sample import write_sample_bdd100k
+
+    data = os.path.join(args.out, "datasets")
+    write_sample_bdd100k(data, args.num_images, args.width, args.height, seed=0)
+    env = dict(os.environ, DETECTRON2_DATASETS=os.path.abspath(data))
+    curves = {}
+    for name, (config, _) in MODELS.items():
+        out_json = os.path.join(args.out, name.replace(" ", "_"), "curve.json")
+        os.makedirs(os.path.dirname(out_json), exist_ok=True)
+        print(f"== training {name} ({config}) for {args.cpu_minutes} CPU-minutes", flush=True)
+        cmd = [sys.executable, __file__, "--child", config, "--cpu-minutes", str(args.cpu_minutes),
+               "--evals", str(args.evals), "--child-out", out_json]
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        with open(out_json) as f:
+            curves[name] = json.load(f)["curve"]
+    return curves
+
+
+def report(curves, out):
+    print("final held-out metrics (same CPU budget per model):")
+    for name, (_, judged) in MODELS.items():
+        final = curves[name][-1]
+        values = ", ".join(f"{m} {metric(final['results'], m):.1f}" for m in judged)
+        spent = f"{final['iter']} iterations, {final['wall_s'] / 60:.1f} wall-minutes"
+        print(f"  {name:18s} {values}  ({spent})")
+    with open(os.path.join(out, "curves.json"), "w") as f:
+        json.dump(curves, f, indent=1)
+    plot(curves, os.path.join(out, "learning_curves.png"))
+
+
+def plot(curves, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, name in zip(axes, METRICS):
+        for model, (_, judged) in MODELS.items():
+            if name in judged:
+                xs = [p["cpu_s"] / 60 for p in curves[model]]
+                ax.plot(xs, [metric(p["results"], name) for p in curves[model]], "o-", label=model)
+        ax.set(title=f"held-out {name}", xlabel="CPU-minutes of training", ylim=(0, 100))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cpu-minutes", type=float, default=60.0, help="budget per model")
+    parser.add_argument("--evals", type=int, default=6, help="evaluations along the way")
+    parser.add_argument("--num-images", type=int, default=400, help="sample scenes to train on")
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--height", type=int, default=144)
+    parser.add_argument("--out", default="benchmarks/learning")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    args = parse_args()
+    if args.child:
+        train_child(args.child, args.cpu_minutes * 60, args.evals, args.child_out)
+    else:
+        report(run_all(args), args.out)
