@@ -8,13 +8,12 @@
 import os
 import weakref
 
-import torch
-from detectron2.config import get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 
-from lv_adapter import add_lv_adapter_config, compat
+from lv_adapter import compat
+from lv_adapter.config import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
 from lv_adapter.data.errors import set_default_policy
 from lv_adapter.engine import SafeCheckpointer, build_lr_scheduler, build_optimizer
@@ -57,14 +56,7 @@ class Trainer(DefaultTrainer):
 
 
 def setup(args):
-    cfg = get_cfg()
-    add_lv_adapter_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    if not torch.cuda.is_available():
-        if cfg.SOLVER.AMP.ENABLED:
-            raise ValueError("SOLVER.AMP.ENABLED needs a CUDA device; set it False on the CPU")
-        cfg.MODEL.DEVICE = "cpu"  # the configs say "cuda"; the same file runs on a laptop
+    cfg = build_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
     set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)

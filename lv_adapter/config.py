@@ -1,7 +1,27 @@
 """Config keys of lv_adapter, added to a detectron2 ``CfgNode`` by :func:`add_lv_adapter_config`."""
+import torch
 from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
 
 from lv_adapter.data.datasets.categories import TASKS
+
+
+def build_config(config_file, opts=()):
+    """detectron2's defaults + lv_adapter's keys + ``config_file`` + ``opts`` (KEY VALUE pairs).
+
+    Without CUDA the model runs on the CPU whatever ``MODEL.DEVICE`` says, so that the same
+    config file runs on a laptop; mixed precision (``SOLVER.AMP.ENABLED``) then is an error.
+    Returns an unfrozen config.
+    """
+    cfg = get_cfg()
+    add_lv_adapter_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    if not torch.cuda.is_available():
+        if cfg.SOLVER.AMP.ENABLED:
+            raise ValueError("SOLVER.AMP.ENABLED needs a CUDA device; set it False on the CPU")
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
 
 
 def add_lv_adapter_config(cfg):

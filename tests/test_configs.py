@@ -3,10 +3,9 @@ import glob
 import os
 
 import pytest
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
-from lv_adapter import add_lv_adapter_config
+from lv_adapter import build_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(
@@ -16,11 +15,7 @@ CONFIGS = sorted(
 
 
 def load_config(path):
-    cfg = get_cfg()
-    add_lv_adapter_config(cfg)
-    cfg.merge_from_file(path)
-    cfg.MODEL.DEVICE = "cpu"
-    return cfg
+    return build_config(path)
 
 
 def test_configs_are_found():

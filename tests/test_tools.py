@@ -7,11 +7,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from conftest import REPO
-from lv_adapter import add_lv_adapter_config
+from lv_adapter import build_config
 from lv_adapter.engine import SafeCheckpointer
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -33,10 +32,7 @@ def test_ground_truth_drawings_have_both_panels(sample_root, tmp_path):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    cfg = get_cfg()
-    add_lv_adapter_config(cfg)
-    cfg.merge_from_file(TINY)
-    cfg.MODEL.DEVICE = "cpu"
+    cfg = build_config(TINY)
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("weights")
     SafeCheckpointer(build_model(cfg), save_dir=str(folder)).save("model")

@@ -20,12 +20,11 @@ import time
 
 import numpy as np
 import torch
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 from tqdm import tqdm
 
-from lv_adapter import add_lv_adapter_config
+from lv_adapter import build_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
@@ -38,10 +37,7 @@ HEIGHT, WIDTH = 720, 1280
 
 
 def load_model(config_name, train):
-    cfg = get_cfg()
-    add_lv_adapter_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "bdd100k", config_name))
-    cfg.MODEL.DEVICE = "cpu"
+    cfg = build_config(os.path.join(ROOT, "configs", "bdd100k", config_name))
     torch.manual_seed(0)
     return build_model(cfg).train(train)
 

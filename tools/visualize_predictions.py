@@ -11,12 +11,10 @@ import glob
 import os
 
 import cv2
-import torch
-from detectron2.config import get_cfg
 from detectron2.data import Metadata
 from tqdm import tqdm
 
-from lv_adapter import add_lv_adapter_config
+from lv_adapter.config import build_config
 from lv_adapter.data.datasets.bdd100k import bdd100k_metadata
 from lv_adapter.data.readers import read_image
 from lv_adapter.engine.predictor import Predictor
@@ -82,19 +80,8 @@ def run_video(predictor, path, out_dir, args, input_format):
     return target
 
 
-def setup_cfg(args):
-    cfg = get_cfg()
-    add_lv_adapter_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    if not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"
-    cfg.freeze()
-    return cfg
-
-
 def main(args):
-    cfg = setup_cfg(args)
+    cfg = build_config(args.config_file, args.opts)
     predictor = Predictor(cfg)
     os.makedirs(args.output, exist_ok=True)
     if len(args.input) == 1 and args.input[0].lower().endswith(VIDEO_EXTENSIONS):

@@ -3,23 +3,20 @@ import os
 
 import pytest
 import torch
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 
-from lv_adapter import add_lv_adapter_config
+from lv_adapter import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
 
 from conftest import REPO
 
+TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
+
 
 def tiny_cfg(**overrides):
-    cfg = get_cfg()
-    add_lv_adapter_config(cfg)
-    cfg.merge_from_file(os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml"))
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.merge_from_list([x for kv in overrides.items() for x in kv])
-    return cfg
+    opts = [x for kv in overrides.items() for x in kv]
+    return build_config(TINY, opts)
 
 
 @pytest.fixture(scope="module")
