@@ -148,7 +148,7 @@ def test_from_config_builds_crop_resize_and_flip():
     cfg = get_cfg()
     add_lv_adapter_config(cfg)
     cfg.INPUT.CROP.ENABLED = True
-    augs = MultiTaskDatasetMapper(cfg, is_train=True).augmentations.augs
+    augs = MultiTaskDatasetMapper(cfg, is_train=True).augmentations
     assert [type(a).__name__ for a in augs] == ["RandomCrop", "ResizeShortestEdge", "RandomFlip"]
 
 
