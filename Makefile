@@ -5,7 +5,7 @@ SAMPLE_ROOT ?= datasets/sample
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint benchmark-data clean
+.PHONY: setup demo test test-fast lint benchmark-data benchmark-speed benchmark-learning clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -23,7 +23,14 @@ lint: setup
 	$(PY) -m flake8 lv_adapter tools tests train_net.py
 
 benchmark-data: setup
-	$(PY) tools/benchmark_data.py
+	$(PY) tools/benchmark_data.py --num-images 60 --rounds 7
+
+benchmark-speed: setup
+	$(PY) tools/benchmark_speed.py --rounds 3
+	$(PY) tools/benchmark_speed.py --train --steps 3
+
+benchmark-learning: setup
+	$(PY) tools/benchmark_learning.py --cpu-minutes 60 --evals 6
 
 clean:
 	rm -rf $(DEMO_OUT) build *.egg-info

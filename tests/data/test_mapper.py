@@ -161,3 +161,16 @@ class _Fixed(T.Augmentation):
 
     def get_transform(self, image):
         return self.transform
+
+
+def test_a_resize_to_the_same_size_changes_nothing(sample):
+    out = MultiTaskDatasetMapper(augmentations=[T.ResizeShortestEdge(H, 1000)])(sample)
+    assert out["image"].shape == (3, H, W)
+    assert out["instances"].gt_boxes.tensor.tolist() == [[X1, Y1, X2 + 1, Y2 + 1]]
+    assert_aligned(out)
+
+
+def test_augmentations_that_need_labels_are_refused():
+    crop = T.RandomCrop_CategoryAreaConstraint("absolute", (8, 8))
+    with pytest.raises(ValueError, match="augmentations may use only the image"):
+        MultiTaskDatasetMapper(augmentations=[crop])
