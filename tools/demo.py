@@ -77,11 +77,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="datasets/sample", help="datasets root to write")
     parser.add_argument("--out", default="demo_output", help="folder for drawings and results")
-    parser.add_argument("--num-images", type=int, default=160)
+    parser.add_argument("--num-images", type=int, default=400)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iters", type=int, default=400, help="0: data steps only")
+    parser.add_argument("--iters", type=int, default=1000, help="0: data steps only")
     parser.add_argument("--num-drawings", type=int, default=6)
     return parser.parse_args(argv)
 
