@@ -67,6 +67,9 @@ def _run_segmentation(head, features, images, targets):
 
 
 def _postprocess_mask(result, image_size, height, width):
+    """[K, H_pad, W_pad] scores -> [K, height, width]: crop the padding, resize if needed."""
+    if tuple(image_size) == (height, width):  # evaluated at the original size: crop only
+        return result[:, :height, :width]
     return sem_seg_postprocess(result, image_size, height, width)
 
 

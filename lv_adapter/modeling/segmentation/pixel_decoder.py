@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _conv(in_channels, out_channels, kernel_size, norm, activation=None):
+def _conv(in_channels, out_channels, kernel_size, norm="", activation=None):
     """Conv (same padding) + optional norm + optional activation, Caffe2-Xavier initialized."""
     conv = Conv2d(
         in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not norm,
@@ -16,44 +16,44 @@ def _conv(in_channels, out_channels, kernel_size, norm, activation=None):
 
 
 class PixelDecoder(nn.Module):
-    """Top-down fusion of feature maps, finest level last to be fused.
+    """Sum of the FPN levels at the finest resolution, then a 1x1 projection to mask features.
 
-    Starting from the coarsest map (3x3 conv + norm + ReLU), each finer level adds its 1x1-projected
-    map to the upsampled running map, followed by a 3x3 conv + norm + ReLU. A final 3x3 conv gives
-    the mask features (no activation: they are dotted with the mask embeddings, so they must be
-    free to be negative). The backbone's FPN has already mixed the levels once; this second
-    top-down pass concentrates everything in the finest map, the one masks are predicted on.
+    MaskFormer's own pixel decoder is a top-down FPN over raw ResNet stages. Here the backbone
+    already is a ResNet + FPN, whose levels were fused top-down and smoothed by 3x3 convs, so a
+    second FPN would repeat that work: its two 3x3 convs at stride 4 cost about 1 s of the 3.3 s
+    a 1280x720 image took on 2 CPU cores (see BENCHMARKS.md). Instead every level is projected
+    (1x1, only where its channels differ from ``conv_dim``), upsampled bilinearly to the finest
+    level and summed (the Panoptic-FPN way of merging levels), normalized, and projected (1x1)
+    to ``mask_dim``. The mask features have no activation: they are dotted with the mask
+    embeddings, so they must be free to be negative.
 
     Args:
         in_channels (list[int]): channels of the input maps, finest first (e.g. p2..p5).
-        conv_dim (int): channels of the fused maps.
+        conv_dim (int): channels of the fused map.
         mask_dim (int): channels of the mask features.
-        norm (str): detectron2 norm name ("GN", "BN", "" for none).
+        norm (str): detectron2 norm name ("GN", "BN", "" for none) after the sum.
     """
 
     def __init__(self, in_channels, conv_dim, mask_dim, norm="GN"):
         super().__init__()
-        *finer, coarsest = in_channels
-        # Coarse to fine, the order of the top-down pass.
-        self.lateral_convs = nn.ModuleList(_conv(c, conv_dim, 1, norm) for c in reversed(finer))
-        self.output_convs = nn.ModuleList(
-            _conv(c, conv_dim, 3, norm, F.relu) for c in [coarsest] + [conv_dim] * len(finer)
+        self.laterals = nn.ModuleList(
+            nn.Identity() if c == conv_dim else _conv(c, conv_dim, 1) for c in in_channels
         )
-        self.mask_features = _conv(conv_dim, mask_dim, 3, norm="")
+        self.fuse = nn.Sequential(get_norm(norm, conv_dim) or nn.Identity(), nn.ReLU(inplace=True))
+        self.mask_features = _conv(conv_dim, mask_dim, 1)
 
     def forward(self, features):
         """
         Args:
-            features (list[Tensor]): [B, C_i, H_i, W_i] maps, finest first, each level half the
-                size of the previous one.
+            features (list[Tensor]): [B, C_i, H_i, W_i] maps, finest first.
 
         Returns:
             Tensor: [B, mask_dim, H_0, W_0] mask features at the finest level's resolution.
         """
-        *finer, coarsest = features
-        y = self.output_convs[0](coarsest)
-        for feature, lateral, output in zip(reversed(finer), self.lateral_convs,
-                                            self.output_convs[1:]):
-            y = lateral(feature) + F.interpolate(y, size=feature.shape[-2:], mode="nearest")
-            y = output(y)
-        return self.mask_features(y)
+        size = features[0].shape[-2:]
+        fused = self.laterals[0](features[0])
+        for feature, lateral in zip(features[1:], self.laterals[1:]):
+            fused = fused + F.interpolate(
+                lateral(feature), size=size, mode="bilinear", align_corners=False
+            )
+        return self.mask_features(self.fuse(fused))
