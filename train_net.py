@@ -31,6 +31,15 @@ class Trainer(DefaultTrainer):
         )
         return super().build_hooks()
 
+    def train(self):
+        """Train; return the results of the final evaluation (None without test datasets).
+
+        detectron2's EvalHook keeps them in ``_last_eval_results``; DefaultTrainer.train returns
+        them only when TEST.EXPECTED_RESULTS is set.
+        """
+        super().train()
+        return getattr(self, "_last_eval_results", None)
+
     @classmethod
     def build_train_loader(cls, cfg):
         return build_detection_train_loader(cfg, mapper=MultiTaskDatasetMapper(cfg, True))

@@ -76,3 +76,19 @@ def test_weights_of_another_model_are_refused(sample_root, weights, tmp_path):
     )
     with pytest.raises(ValueError, match="does not fit the model"):
         visualize_predictions.main(args)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_end_to_end(sample_root, tmp_path, capsys):
+    import demo
+
+    args = demo.parse_args(["--root", sample_root, "--out", str(tmp_path), "--config-file", TINY,
+                            "--num-images", "16", "--width", "128", "--height", "72",
+                            "--iters", "3", "--num-drawings", "2"])
+    demo.main(args)
+    printed = capsys.readouterr().out
+    for line in ("det AP50", "sem mIoU", "drivable mIoU"):
+        assert f"\n{line} " in printed
+    assert len(os.listdir(tmp_path / "ground_truth")) == 2
+    assert len(os.listdir(tmp_path / "predictions")) == 2
+    assert os.path.isfile(tmp_path / "model" / "model_final.pth")

@@ -46,7 +46,8 @@ def train_and_evaluate(args):
     print(f"== 4. training the multi-task model for {args.iters} iterations on the CPU")
     model_dir = os.path.join(args.out, "model")
     opts = ["SOLVER.MAX_ITER", str(args.iters), "OUTPUT_DIR", model_dir, "SEED", str(args.seed)]
-    results = train_net.main(default_argument_parser().parse_args(["--config-file", CONFIG] + opts))
+    argv = ["--config-file", args.config_file] + opts
+    results = train_net.main(default_argument_parser().parse_args(argv))
     print("== 5. held-out metrics (bdd100k_multitask_val)")
     for line in metric_lines(results):
         print(line)
@@ -59,8 +60,8 @@ def draw_predictions(args, model_dir):
     out = os.path.join(args.out, "predictions")
     weights = os.path.join(model_dir, "model_final.pth")
     visualize_predictions.main(visualize_predictions.parse_args(
-        ["--config-file", CONFIG, "--input", *images[: args.num_drawings], "--output", out,
-         "--confidence-threshold", "0.3", "MODEL.WEIGHTS", weights]
+        ["--config-file", args.config_file, "--input", *images[: args.num_drawings],
+         "--output", out, "--confidence-threshold", "0.3", "MODEL.WEIGHTS", weights]
     ))
 
 
@@ -76,6 +77,7 @@ def main(args):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default="datasets/sample", help="datasets root to write")
+    parser.add_argument("--config-file", default=CONFIG, help="the model to train")
     parser.add_argument("--out", default="demo_output", help="folder for drawings and results")
     parser.add_argument("--num-images", type=int, default=400)
     parser.add_argument("--width", type=int, default=256)
