@@ -3,7 +3,7 @@ import torch
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
-from lv_adapter.data.datasets.categories import TASKS
+from lv_adapter.data.datasets.categories import DRIVABLE_CLASSES, SEM_SEG_CLASSES, TASKS
 
 
 def build_config(config_file, opts=()):
@@ -95,7 +95,6 @@ def _add_solver_config(cfg):
 
 def _add_mask_former_config(cfg):
     # Semantic and drivable-area heads (MaskFormer, Cheng et al. 2021), one node each; R50 defaults.
-    from lv_adapter.data.datasets.categories import DRIVABLE_CLASSES, SEM_SEG_CLASSES
 
     for node, classes in (("SEMANTIC_HEAD", SEM_SEG_CLASSES), ("DRIVABLE_HEAD", DRIVABLE_CLASSES)):
         cfg.MODEL[node] = CN({
