@@ -95,7 +95,6 @@ def _add_solver_config(cfg):
 
 def _add_mask_former_config(cfg):
     # Semantic and drivable-area heads (MaskFormer, Cheng et al. 2021), one node each; R50 defaults.
-
     for node, classes in (("SEMANTIC_HEAD", SEM_SEG_CLASSES), ("DRIVABLE_HEAD", DRIVABLE_CLASSES)):
         cfg.MODEL[node] = CN({
             # Fused by the pixel decoder into the stride-4 mask features.
