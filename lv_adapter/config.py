@@ -40,6 +40,8 @@ def _add_task_config(cfg):
     cfg.MODEL.TASK_WEIGHTS = CN({task.upper(): 1.0 for task in TASKS})
     cfg.MODEL.ADAPTER = CN()
     cfg.MODEL.ADAPTER.NAME = "IdentityAdapter"
+    # NHWC convolutions: faster with oneDNN on the CPU (and with cuDNN under AMP).
+    cfg.MODEL.CHANNELS_LAST = True
 
 
 def _add_data_config(cfg):
@@ -120,4 +122,7 @@ def _add_mask_former_config(cfg):
             "FOCAL_ALPHA": 0.25,
             "FOCAL_GAMMA": 2.0,
             "DEEP_SUPERVISION": True,
+            # Mask losses at input resolution / LOSS_STRIDE (matching stays at the stride-4
+            # predictions). 1 is MaskFormer's choice and keeps thin segments; 4 is cheaper.
+            "LOSS_STRIDE": 1,
         })

@@ -14,6 +14,7 @@ from lv_adapter import build_config
 from lv_adapter.engine import SafeCheckpointer
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
+import benchmark_learning  # noqa: E402
 import visualize_data  # noqa: E402
 import visualize_predictions  # noqa: E402
 
@@ -92,3 +93,23 @@ def test_the_demo_runs_end_to_end(sample_root, tmp_path, capsys):
     assert len(os.listdir(tmp_path / "ground_truth")) == 2
     assert len(os.listdir(tmp_path / "predictions")) == 2
     assert os.path.isfile(tmp_path / "model" / "model_final.pth")
+
+
+def test_learning_benchmark_decays_then_stops_on_cpu_time(monkeypatch):
+    clock = {"cpu": 0.0}
+    monkeypatch.setattr(benchmark_learning.time, "process_time", lambda: clock["cpu"])
+    evaluated = []
+    hook = benchmark_learning.BudgetHook(100.0, 2, lambda: evaluated.append(1) or {}, 0.8)
+    scheduler = type("Scheduler", (), {"base_lrs": [1e-3, 1e-4]})()
+    hook.trainer = type("Trainer", (), {"scheduler": scheduler, "iter": 0})()
+    hook.before_train()
+    for cpu, lrs, evals in [(49.0, [1e-3, 1e-4], 0), (50.0, [1e-3, 1e-4], 1),
+                            (79.0, [1e-3, 1e-4], 1), (80.0, [1e-4, 1e-5], 1)]:
+        clock["cpu"] = cpu
+        hook.after_step()
+        assert scheduler.base_lrs == pytest.approx(lrs) and len(evaluated) == evals
+    clock["cpu"] = 100.0
+    with pytest.raises(benchmark_learning.BudgetSpent):
+        hook.after_step()
+    assert scheduler.base_lrs == pytest.approx([1e-4, 1e-5])  # divided once only
+    assert [point["cpu_s"] for point in hook.curve] == [50.0, 100.0]

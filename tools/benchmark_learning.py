@@ -3,9 +3,10 @@
 
 Each model trains on the same generated sample scenes under the same CPU budget (process CPU
 time, evaluation excluded; a budget of 2N CPU-minutes is about N wall-minutes when the process
-has both cores of the machine), constant learning rate after warm-up, and is evaluated on the
-held-out scenes several times along the way. Prints the final metrics side by side, writes the
-curves as JSON and a plot.
+has both cores of the machine) and is evaluated on the held-out scenes several times along the
+way. The learning rate is a step schedule in CPU time, since the number of iterations a budget
+buys is not known ahead: warm-up, constant, then x0.1 from ``--decay-at`` of the budget on.
+Prints the final metrics side by side, writes the curves as JSON and a plot.
 
     python tools/benchmark_learning.py --cpu-minutes 60 --evals 6 --out benchmarks/learning
 """
@@ -37,10 +38,12 @@ class BudgetSpent(BaseException):
 
 
 class BudgetHook(HookBase):
-    """Evaluates at evenly spaced fractions of a CPU-time budget and stops at the end of it."""
+    """Evaluates at evenly spaced fractions of a CPU-time budget, divides the learning rate by
+    10 once ``decay_at`` of it is used, and stops at the end of it."""
 
-    def __init__(self, budget_s, num_evals, evaluate):
+    def __init__(self, budget_s, num_evals, evaluate, decay_at=0.8):
         self.budget_s, self.num_evals, self.evaluate = budget_s, num_evals, evaluate
+        self.decay_at, self.decayed = decay_at, False
         self.curve, self.excluded = [], 0.0
 
     def before_train(self):
@@ -48,6 +51,11 @@ class BudgetHook(HookBase):
 
     def after_step(self):
         used = time.process_time() - self.start_cpu - self.excluded
+        if not self.decayed and used >= self.decay_at * self.budget_s:
+            # detectron2's scheduler multiplies its base_lrs by the warm-up factor each step.
+            scheduler = self.trainer.scheduler
+            scheduler.base_lrs = [lr * 0.1 for lr in scheduler.base_lrs]
+            self.decayed = True
         if used < self.budget_s * (len(self.curve) + 1) / self.num_evals:
             return
         before = time.process_time()
@@ -59,7 +67,7 @@ class BudgetHook(HookBase):
             raise BudgetSpent
 
 
-def train_child(config, budget_s, num_evals, out_json):
+def train_child(config, budget_s, num_evals, decay_at, out_json):
     """Child process: train one model under the budget; write its curve to ``out_json``."""
     import train_net
 
@@ -71,7 +79,9 @@ def train_child(config, budget_s, num_evals, out_json):
     cfg = train_net.setup(args)
     trainer = train_net.Trainer(cfg)
     trainer.resume_or_load(resume=False)
-    hook = BudgetHook(budget_s, num_evals, lambda: train_net.Trainer.test(cfg, trainer.model))
+    hook = BudgetHook(
+        budget_s, num_evals, lambda: train_net.Trainer.test(cfg, trainer.model), decay_at
+    )
     trainer.register_hooks([hook])
     try:
         trainer.train()
@@ -98,7 +108,8 @@ def run_all(args):
         os.makedirs(os.path.dirname(out_json), exist_ok=True)
         print(f"== training {name} ({config}) for {args.cpu_minutes} CPU-minutes", flush=True)
         cmd = [sys.executable, __file__, "--child", config, "--cpu-minutes", str(args.cpu_minutes),
-               "--evals", str(args.evals), "--child-out", out_json]
+               "--evals", str(args.evals), "--decay-at", str(args.decay_at),
+               "--child-out", out_json]
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         with open(out_json) as f:
             curves[name] = json.load(f)["curve"]
@@ -141,7 +152,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu-minutes", type=float, default=60.0, help="budget per model")
     parser.add_argument("--evals", type=int, default=6, help="evaluations along the way")
-    parser.add_argument("--num-images", type=int, default=400, help="sample scenes to train on")
+    parser.add_argument("--num-images", type=int, default=1200, help="sample scenes to draw")
+    parser.add_argument("--decay-at", type=float, default=0.8,
+                        help="fraction of the budget after which the learning rate is x0.1")
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--out", default="benchmarks/learning")
@@ -153,6 +166,6 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     args = parse_args()
     if args.child:
-        train_child(args.child, args.cpu_minutes * 60, args.evals, args.child_out)
+        train_child(args.child, args.cpu_minutes * 60, args.evals, args.decay_at, args.child_out)
     else:
         report(run_all(args), args.out)

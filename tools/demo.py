@@ -79,7 +79,7 @@ def parse_args(argv=None):
     parser.add_argument("--root", default="datasets/sample", help="datasets root to write")
     parser.add_argument("--config-file", default=CONFIG, help="the model to train")
     parser.add_argument("--out", default="demo_output", help="folder for drawings and results")
-    parser.add_argument("--num-images", type=int, default=400)
+    parser.add_argument("--num-images", type=int, default=1200)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--seed", type=int, default=0)

@@ -45,10 +45,11 @@ def random_features(batch, size, requires_grad=False):
     return {name: f.requires_grad_(requires_grad) for name, f in features.items()}
 
 
-def criterion(deep_supervision=True, num_classes=3):
+def criterion(deep_supervision=True, num_classes=3, loss_stride=4):
+    """Losses at 1/4 of the 32x32 targets by default: the 8x8 prediction's own resolution."""
     return MaskFormerCriterion(
         "semantic", num_classes, weights={"class": 1.0, "mask": 20.0, "dice": 1.0},
-        no_object_weight=0.1, deep_supervision=deep_supervision,
+        no_object_weight=0.1, deep_supervision=deep_supervision, loss_stride=loss_stride,
     )
 
 
@@ -93,6 +94,28 @@ def test_perfect_prediction_has_near_zero_losses_and_a_wrong_one_does_not():
     assert criterion()([swapped], TARGETS)["loss_semantic_class"] > 1.0
     wrong_masks = criterion()([shifted], TARGETS)
     assert wrong_masks["loss_semantic_mask"] > 1.0 and wrong_masks["loss_semantic_dice"] > 0.3
+
+
+def test_thin_segments_are_scored_at_input_resolution():
+    # A 1-pixel-wide pole at 32x32 covers a quarter of its 4x4 cells: gone at stride 4.
+    pole = torch.zeros(1, 32, 32, dtype=torch.bool)
+    pole[0, :, 9] = True
+    targets = [{"labels": torch.tensor([1]), "masks": pole}]
+    misses_it = prediction({0: (1, torch.zeros(8, 8, dtype=torch.bool))})
+    coarse = criterion(loss_stride=4)([misses_it], targets)
+    fine = criterion(loss_stride=1)([misses_it], targets)
+    assert coarse["loss_semantic_dice"].item() < 1e-4  # empty target, empty prediction
+    assert fine["loss_semantic_dice"].item() > 0.9
+    assert fine["loss_semantic_mask"].item() > 100 * coarse["loss_semantic_mask"].item()
+    # The upsampled prediction carries the gradient back to the 8x8 logits.
+    misses_it["pred_masks"].requires_grad_(True)
+    criterion(loss_stride=1)([misses_it], targets)["loss_semantic_mask"].backward()
+    assert misses_it["pred_masks"].grad[0, 0, :, 2].lt(0).all()  # raise the pole's column
+
+
+def test_loss_stride_must_be_positive():
+    with pytest.raises(ValueError, match="loss_stride"):
+        criterion(loss_stride=0)
 
 
 def test_matcher_assigns_each_segment_its_query():

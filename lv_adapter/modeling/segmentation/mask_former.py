@@ -116,4 +116,5 @@ def _build_criterion(node, task):
         deep_supervision=node.DEEP_SUPERVISION,
         focal_alpha=node.FOCAL_ALPHA,
         focal_gamma=node.FOCAL_GAMMA,
+        loss_stride=node.LOSS_STRIDE,
     )
