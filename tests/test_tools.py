@@ -51,6 +51,12 @@ def test_prediction_drawings_for_a_folder(sample_root, weights, tmp_path):
     expected = sorted(os.path.basename(p)[:-4] + ".png" for p in glob.glob(f"{folder}/*.jpg"))
     assert written == expected
     assert cv2.imread(str(tmp_path / written[0])).shape == (72, 256, 3)
+    # --scale enlarges the drawing (the sample scenes are small).
+    visualize_predictions.main(visualize_predictions.parse_args(
+        ["--config-file", TINY, "--input", os.path.join(folder, written[0][:-4] + ".jpg"),
+         "--output", str(tmp_path / "big"), "--scale", "2", "MODEL.WEIGHTS", weights]
+    ))
+    assert cv2.imread(str(tmp_path / "big" / written[0])).shape == (144, 512, 3)
 
 
 def test_prediction_video(sample_root, weights, tmp_path):

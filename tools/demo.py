@@ -37,7 +37,9 @@ def describe_data(args):
         print(format_summary(name, summarize(DatasetCatalog.get(name))))
     print("== 3. drawing ground truth")
     out = os.path.join(args.out, "ground_truth")
-    paths = visualize_data.draw_ground_truth("bdd100k_multitask_val", args.num_drawings, out)
+    paths = visualize_data.draw_ground_truth(
+        "bdd100k_multitask_val", args.num_drawings, out, args.drawing_scale
+    )
     print(f"wrote {len(paths)} drawings to {out}")
 
 
@@ -61,7 +63,8 @@ def draw_predictions(args, model_dir):
     weights = os.path.join(model_dir, "model_final.pth")
     visualize_predictions.main(visualize_predictions.parse_args(
         ["--config-file", args.config_file, "--input", *images[: args.num_drawings],
-         "--output", out, "--confidence-threshold", "0.3", "MODEL.WEIGHTS", weights]
+         "--output", out, "--confidence-threshold", "0.3", "--scale", str(args.drawing_scale),
+         "MODEL.WEIGHTS", weights]
     ))
 
 
@@ -85,6 +88,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--iters", type=int, default=1500, help="0: data steps only")
     parser.add_argument("--num-drawings", type=int, default=6)
+    parser.add_argument("--drawing-scale", type=float, default=2.5,
+                        help="drawing size / image size (the scenes are small)")
     return parser.parse_args(argv)
 
 

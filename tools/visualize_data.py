@@ -18,14 +18,15 @@ from lv_adapter.utils.io import write_image
 from lv_adapter.utils.visualizer import draw_multitask, ground_truth_of
 
 
-def draw_ground_truth(dataset_name, num, out_dir):
-    """Draw the first ``num`` images of ``dataset_name`` into ``out_dir``; return the paths."""
+def draw_ground_truth(dataset_name, num, out_dir, scale=1.0):
+    """Draw the first ``num`` images of ``dataset_name`` into ``out_dir``, ``scale`` times their
+    size; return the paths."""
     dicts = DatasetCatalog.get(dataset_name)[:num]
     metadata = MetadataCatalog.get(dataset_name)
     paths = []
     for d in tqdm(dicts, desc=f"drawing {dataset_name}"):
         image = utils.read_image(d["file_name"], format="RGB")
-        picture = draw_multitask(image, metadata, **ground_truth_of(d))
+        picture = draw_multitask(image, metadata, **ground_truth_of(d), scale=scale)
         path = os.path.join(out_dir, f"{d['image_id']}.png")
         write_image(path, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
         paths.append(path)
@@ -37,10 +38,11 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", default="bdd100k_multitask_train", help="registered name")
     parser.add_argument("--num", type=int, default=8, help="images to draw")
     parser.add_argument("--out", default="output/gt", help="folder for the PNG files")
+    parser.add_argument("--scale", type=float, default=1.0, help="drawing size / image size")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
-    written = draw_ground_truth(args.dataset, args.num, args.out)
+    written = draw_ground_truth(args.dataset, args.num, args.out, args.scale)
     print(f"wrote {len(written)} drawings to {args.out}")

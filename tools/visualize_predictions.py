@@ -28,11 +28,11 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 METADATA = Metadata(**bdd100k_metadata())
 
 
-def draw(predictor, image_bgr, score_threshold, input_format):
-    """Predict one BGR image and return the drawing, BGR."""
+def draw(predictor, image_bgr, score_threshold, input_format, scale=1.0):
+    """Predict one BGR image and return the drawing, BGR, ``scale`` times its size."""
     image = image_bgr[:, :, ::-1] if input_format == "RGB" else image_bgr
     drawables = predictions_of(predictor(image.copy()), score_threshold)
-    picture = draw_multitask(image_bgr[:, :, ::-1], METADATA, **drawables)
+    picture = draw_multitask(image_bgr[:, :, ::-1], METADATA, **drawables, scale=scale)
     return cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
 
 
@@ -51,7 +51,8 @@ def image_files(inputs):
 
 def run_images(predictor, files, out_dir, args, input_format):
     for path in tqdm(files, desc="predicting"):
-        picture = draw(predictor, read_image(path, "BGR"), args.confidence_threshold, input_format)
+        picture = draw(predictor, read_image(path, "BGR"), args.confidence_threshold,
+                       input_format, args.scale)
         stem = os.path.splitext(os.path.basename(path))[0]
         write_image(os.path.join(out_dir, f"{stem}.png"), picture)
 
@@ -69,7 +70,7 @@ def run_video(predictor, path, out_dir, args, input_format):
             ok, frame = video.read()
             if not ok:
                 break
-            picture = draw(predictor, frame, args.confidence_threshold, input_format)
+            picture = draw(predictor, frame, args.confidence_threshold, input_format, args.scale)
             if writer is None:
                 size = (picture.shape[1], picture.shape[0])
                 writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -98,6 +99,7 @@ def parse_args(argv=None):
     parser.add_argument("--input", nargs="+", required=True, help="images, a folder, or a video")
     parser.add_argument("--output", required=True, help="folder for PNG drawings or the MP4")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
+    parser.add_argument("--scale", type=float, default=1.0, help="drawing size / image size")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return parser.parse_args(argv)
 

@@ -25,7 +25,8 @@ _DRIVABLE_METADATA = Metadata(
 _CROWD_COLOR = (0.6, 0.6, 0.6)
 
 
-def draw_multitask(image_rgb, metadata, detections=None, sem_seg=None, drivable=None):
+def draw_multitask(image_rgb, metadata, detections=None, sem_seg=None, drivable=None,
+                   scale=1.0):
     """Draw the labels or predictions of one image.
 
     Args:
@@ -36,18 +37,20 @@ def draw_multitask(image_rgb, metadata, detections=None, sem_seg=None, drivable=
             detection is not labeled.
         sem_seg (ndarray or None): HxW semantic class ids (255 = ignore).
         drivable (ndarray or None): HxW drivable class ids (0 direct, 1 alternative, 2 bg).
+        scale (float): size of the picture relative to the image; labels stay readable on
+            small images (the 256x144 sample scenes) when it is above 1.
 
     Returns:
-        ndarray: Hx2Wx3 uint8 RGB picture.
+        ndarray: (scale*H)x(2*scale*W)x3 uint8 RGB picture.
     """
-    left = Visualizer(image_rgb, _DRIVABLE_METADATA)
+    left = Visualizer(image_rgb, _DRIVABLE_METADATA, scale=scale)
     if drivable is not None:
         drivable = np.where(drivable == DRIVABLE_BACKGROUND, IGNORE_LABEL, drivable)
         left.draw_sem_seg(drivable, alpha=0.4)
     _draw_detections(left, metadata, detections)
     missing = [t for t, v in ((DETECTION, detections), (DRIVABLE, drivable)) if v is None]
     _mark_missing(left, missing)
-    right = Visualizer(image_rgb, metadata)
+    right = Visualizer(image_rgb, metadata, scale=scale)
     if sem_seg is not None:
         right.draw_sem_seg(sem_seg, area_threshold=0, alpha=0.5)
     _mark_missing(right, [SEMANTIC] if sem_seg is None else [])
