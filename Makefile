@@ -5,7 +5,7 @@ SAMPLE_ROOT ?= datasets/sample
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint benchmark-data benchmark-speed benchmark-learning clean
+.PHONY: setup demo test test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -31,6 +31,19 @@ benchmark-speed: setup
 
 benchmark-learning: setup
 	$(PY) tools/benchmark_learning.py --cpu-minutes 60 --evals 6
+
+# The official BDD100K toolkit pins old libraries: it gets its own environment.
+TOOLKIT_PY := .venv-toolkit/bin/python
+$(TOOLKIT_PY):
+	python3 -m venv .venv-toolkit
+	.venv-toolkit/bin/pip install -q "scalabel==0.3.0" "bdd100k==1.0.1" "pydantic<2" "numpy<2" pytest
+
+toolkit-env: $(TOOLKIT_PY)
+
+# Our evaluators against the official toolkit on the demo's model and held-out scenes.
+toolkit-parity: setup toolkit-env
+	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/check_toolkit_parity.py \
+		--config-file configs/sample/multitask_R18.yaml --weights $(DEMO_OUT)/model/model_final.pth
 
 clean:
 	rm -rf $(DEMO_OUT) build *.egg-info

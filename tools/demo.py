@@ -86,7 +86,7 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iters", type=int, default=1500, help="0: data steps only")
+    parser.add_argument("--iters", type=int, default=2000, help="0: data steps only")
     parser.add_argument("--num-drawings", type=int, default=6)
     parser.add_argument("--drawing-scale", type=float, default=2.5,
                         help="drawing size / image size (the scenes are small)")
