@@ -16,7 +16,12 @@ from lv_adapter import compat
 from lv_adapter.config import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
 from lv_adapter.data.errors import set_default_policy
-from lv_adapter.engine import SafeCheckpointer, build_lr_scheduler, build_optimizer
+from lv_adapter.engine import (
+    SafeCheckpointer,
+    build_lr_scheduler,
+    build_optimizer,
+    fold_frozen_norms,
+)
 from lv_adapter.evaluation import build_multitask_evaluator
 
 
@@ -79,6 +84,7 @@ def main(args):
         SafeCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
+        fold_frozen_norms(model.eval())  # this model only predicts from here on
         results = Trainer.test(cfg, model)
         verify_results(cfg, results)
         return results

@@ -25,6 +25,7 @@ from detectron2.structures import Boxes, Instances
 from tqdm import tqdm
 
 from lv_adapter import build_config
+from lv_adapter.engine import fold_frozen_norms
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
@@ -44,7 +45,10 @@ NCHW = "multi-task R50 NCHW"
 def load_model(config_name, train, opts=()):
     cfg = build_config(os.path.join(ROOT, "configs", "bdd100k", config_name), list(opts))
     torch.manual_seed(0)
-    return build_model(cfg).train(train)
+    model = build_model(cfg).train(train)
+    if not train:
+        fold_frozen_norms(model)
+    return model
 
 
 def random_image(seed):

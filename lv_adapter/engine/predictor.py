@@ -4,6 +4,7 @@ from detectron2.data import transforms as T
 from detectron2.modeling import build_model
 
 from lv_adapter.engine.checkpoint import SafeCheckpointer
+from lv_adapter.engine.fold_norms import fold_frozen_norms
 
 
 class Predictor:
@@ -17,6 +18,7 @@ class Predictor:
     def __init__(self, cfg):
         self.model = build_model(cfg).eval()
         SafeCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        fold_frozen_norms(self.model)  # inference only from here on
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
 
     @torch.no_grad()
