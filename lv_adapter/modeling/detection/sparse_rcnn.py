@@ -99,7 +99,10 @@ class SparseRCNNHead(nn.Module):
             tuple: ``(None, losses)`` with targets, else ``(list[Instances], {})`` with
             ``pred_boxes`` (XYXY absolute, clipped), ``scores`` and ``pred_classes``.
         """
-        stage_outputs = self._run_stages([features[f] for f in self.in_features], image_sizes)
+        # RoIAlign's CPU kernel is several times slower on channels-last maps; one NCHW copy of
+        # the pooled levels serves all stages (see BENCHMARKS.md, inference).
+        maps = [features[f].contiguous() for f in self.in_features]
+        stage_outputs = self._run_stages(maps, image_sizes)
         if targets is not None:
             return None, self.criterion(stage_outputs, self._prepare_targets(targets, image_sizes))
         return self.inference(stage_outputs[-1], image_sizes), {}
