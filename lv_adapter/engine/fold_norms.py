@@ -14,13 +14,16 @@ from torch import nn
 __all__ = ["fold_frozen_norms"]
 
 
+def _is_constant(norm):
+    """A frozen batch norm, or a batch norm in evaluation mode using its running statistics."""
+    if isinstance(norm, FrozenBatchNorm2d):
+        return True
+    return isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.track_running_stats
+
+
 def _affine_of(norm):
     """(scale, shift) of a constant norm layer, or None if it is not constant."""
-    if isinstance(norm, FrozenBatchNorm2d):
-        pass
-    elif isinstance(norm, nn.BatchNorm2d) and not norm.training and norm.track_running_stats:
-        pass
-    else:
+    if not _is_constant(norm):
         return None
     scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
     return scale, norm.bias - norm.running_mean * scale
