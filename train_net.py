@@ -8,7 +8,11 @@
 import os
 import weakref
 
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import (
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 
@@ -16,6 +20,7 @@ from lv_adapter import compat
 from lv_adapter.config import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
 from lv_adapter.data.errors import set_default_policy
+from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.engine import (
     SafeCheckpointer,
     build_lr_scheduler,
@@ -47,7 +52,15 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return build_detection_train_loader(cfg, mapper=MultiTaskDatasetMapper(cfg, True))
+        dataset = get_detection_dataset_dicts(
+            cfg.DATASETS.TRAIN,
+            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
+        )
+        return build_detection_train_loader(
+            cfg, mapper=MultiTaskDatasetMapper(cfg, True), dataset=dataset,
+            sampler=build_task_sampler(cfg, dataset),
+        )
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

@@ -48,6 +48,9 @@ def _add_data_config(cfg):
     # "raise": any unusable file or record stops with an error naming it.
     # "skip": training drops such samples with a warning and a running count in the log.
     cfg.DATASETS.ON_BAD_SAMPLE = "raise"
+    # With DATALOADER.SAMPLER_TRAIN "TaskRepeatFactorSampler" (lv_adapter/data/samplers.py) an
+    # image is drawn max(factor of its labeled tasks) times per epoch on average.
+    cfg.DATALOADER.TASK_REPEAT_FACTORS = CN({task.upper(): 1.0 for task in TASKS})
 
 
 def _add_sparse_rcnn_config(cfg):

@@ -9,6 +9,7 @@ buys is not known ahead: warm-up, constant, then x0.1 from ``--decay-at`` of the
 Prints the final metrics side by side, writes the curves as JSON and a plot.
 
     python tools/benchmark_learning.py --cpu-minutes 60 --evals 6 --out benchmarks/learning
+    python tools/benchmark_learning.py --models multi-task --out /tmp/ab MODEL.TASK_WEIGHTS.SEMANTIC 2
 """
 import argparse
 import json
@@ -67,13 +68,14 @@ class BudgetHook(HookBase):
             raise BudgetSpent
 
 
-def train_child(config, budget_s, num_evals, decay_at, out_json):
-    """Child process: train one model under the budget; write its curve to ``out_json``."""
+def train_child(config, budget_s, num_evals, decay_at, out_json, extra_opts=()):
+    """Child process: train one model under the budget; write its curve to ``out_json``.
+    ``extra_opts`` (KEY VALUE ...) override the config, after the benchmark's own settings."""
     import train_net
 
     opts = ["SOLVER.MAX_ITER", "1000000", "SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
             "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD", "1000000", "TEST.EVAL_PERIOD", "0",
-            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", os.path.dirname(out_json), "SEED", "0"]
+            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", os.path.dirname(out_json), "SEED", "0", *extra_opts]
     config_path = os.path.join(ROOT, "configs", "sample", config)
     args = default_argument_parser().parse_args(["--config-file", config_path] + opts)
     cfg = train_net.setup(args)
@@ -103,13 +105,14 @@ def run_all(args):
     write_sample_bdd100k(data, args.num_images, args.width, args.height, seed=0)
     env = dict(os.environ, DETECTRON2_DATASETS=os.path.abspath(data))
     curves = {}
-    for name, (config, _) in MODELS.items():
+    for name in args.models:
+        config = MODELS[name][0]
         out_json = os.path.join(args.out, name.replace(" ", "_"), "curve.json")
         os.makedirs(os.path.dirname(out_json), exist_ok=True)
         print(f"== training {name} ({config}) for {args.cpu_minutes} CPU-minutes", flush=True)
         cmd = [sys.executable, __file__, "--child", config, "--cpu-minutes", str(args.cpu_minutes),
                "--evals", str(args.evals), "--decay-at", str(args.decay_at),
-               "--child-out", out_json]
+               "--child-out", out_json, *args.opts]
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         with open(out_json) as f:
             curves[name] = json.load(f)["curve"]
@@ -119,6 +122,8 @@ def run_all(args):
 def report(curves, out):
     print("final held-out metrics (same CPU budget per model):")
     for name, (_, judged) in MODELS.items():
+        if name not in curves:
+            continue
         final = curves[name][-1]
         values = ", ".join(f"{m} {metric(final['results'], m):.1f}" for m in judged)
         spent = f"{final['iter']} iterations, {final['wall_s'] / 60:.1f} wall-minutes"
@@ -137,7 +142,7 @@ def plot(curves, path):
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, name in zip(axes, METRICS):
         for model, (_, judged) in MODELS.items():
-            if name in judged:
+            if name in judged and model in curves:
                 xs = [p["cpu_s"] / 60 for p in curves[model]]
                 ax.plot(xs, [metric(p["results"], name) for p in curves[model]], "o-", label=model)
         ax.set(title=f"held-out {name}", xlabel="CPU-minutes of training", ylim=(0, 100))
@@ -158,6 +163,10 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--out", default="benchmarks/learning")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
+                        help="train only these")
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="config overrides for every model (KEY VALUE ...), e.g. for an A/B")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -166,6 +175,7 @@ def parse_args(argv=None):
 if __name__ == "__main__":
     args = parse_args()
     if args.child:
-        train_child(args.child, args.cpu_minutes * 60, args.evals, args.decay_at, args.child_out)
+        train_child(args.child, args.cpu_minutes * 60, args.evals, args.decay_at, args.child_out,
+                    args.opts)
     else:
         report(run_all(args), args.out)

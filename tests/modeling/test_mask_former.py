@@ -201,6 +201,17 @@ def test_head_inference_gives_class_scores_at_input_resolution(task, num_classes
     assert torch.isfinite(scores).all() and scores.std() > 0
 
 
+def test_predictor_skips_intermediate_predictions_in_eval_mode():
+    predictor = build_head(SEMANTIC).predictor  # 2 decoder layers, dropout 0
+    memory, mask_features = torch.randn(2, FPN_CHANNELS, 2, 2), torch.randn(2, 32, 16, 16)
+    with torch.no_grad():
+        every_layer = predictor.train()(memory, mask_features)
+        last_only = predictor.eval()(memory, mask_features)
+    assert len(every_layer) == 2 and len(last_only) == 1
+    for key in ("pred_logits", "pred_masks"):
+        assert torch.allclose(last_only[0][key], every_layer[-1][key], atol=1e-6)
+
+
 @pytest.mark.parametrize("task", [SEMANTIC, DRIVABLE])
 def test_head_training_losses_reach_every_fpn_level(task):
     head = build_head(task).train()

@@ -22,9 +22,10 @@ class PixelDecoder(nn.Module):
     already is a ResNet + FPN, whose levels were fused top-down and smoothed by 3x3 convs, so a
     second FPN would repeat that work: its two 3x3 convs at stride 4 cost about 1 s of the 3.3 s
     a 1280x720 image took on 2 CPU cores (see BENCHMARKS.md). Instead every level is projected
-    (1x1, only where its channels differ from ``conv_dim``), upsampled bilinearly to the finest
-    level and summed (the Panoptic-FPN way of merging levels), normalized, and projected (1x1)
-    to ``mask_dim``. The mask features have no activation: they are dotted with the mask
+    (1x1, only where its channels differ from ``conv_dim``) and the levels are summed coarse to
+    fine, each partial sum upsampled bilinearly to the next level's size, so only one
+    upsampling and one addition run at the finest resolution. The sum is normalized and
+    projected (1x1) to ``mask_dim``. The mask features have no activation: they are dotted with the mask
     embeddings, so they must be free to be negative.
 
     Args:
@@ -50,10 +51,9 @@ class PixelDecoder(nn.Module):
         Returns:
             Tensor: [B, mask_dim, H_0, W_0] mask features at the finest level's resolution.
         """
-        size = features[0].shape[-2:]
-        fused = self.laterals[0](features[0])
-        for feature, lateral in zip(features[1:], self.laterals[1:]):
-            fused = fused + F.interpolate(
-                lateral(feature), size=size, mode="bilinear", align_corners=False
+        fused = self.laterals[-1](features[-1])
+        for feature, lateral in zip(features[-2::-1], self.laterals[-2::-1]):
+            fused = lateral(feature) + F.interpolate(
+                fused, size=feature.shape[-2:], mode="bilinear", align_corners=False
             )
         return self.mask_features(self.fuse(fused))
