@@ -119,3 +119,42 @@ def test_learning_benchmark_decays_then_stops_on_cpu_time(monkeypatch):
         hook.after_step()
     assert scheduler.base_lrs == pytest.approx([1e-4, 1e-5])  # divided once only
     assert [point["cpu_s"] for point in hook.curve] == [50.0, 100.0]
+
+
+class FakeChild:
+    """Stands in for a benchmark child process: writes a curve, or fails for ``fail``."""
+
+    running, peak, fail = 0, 0, None
+
+    def __init__(self, cmd, env, stdout):
+        self.out, self.config, self.env = cmd[cmd.index("--child-out") + 1], cmd[3], env
+        self.opts = cmd[cmd.index("--child-out") + 2:]
+        FakeChild.running += 1
+        FakeChild.peak = max(FakeChild.peak, FakeChild.running)
+
+    def wait(self):
+        FakeChild.running -= 1
+        self.returncode = 1 if self.config == FakeChild.fail else 0
+        with open(self.out, "w") as f:
+            f.write('{"curve": [{"opts": %d}]}' % len(self.opts))
+        assert self.env["OMP_NUM_THREADS"] == "1"
+        return self.returncode
+
+
+def fake_benchmark(monkeypatch, tmp_path, fail=None):
+    FakeChild.running, FakeChild.peak, FakeChild.fail = 0, 0, fail
+    monkeypatch.setattr(benchmark_learning.subprocess, "Popen", FakeChild)
+    monkeypatch.setattr("lv_adapter.data.sample.write_sample_bdd100k", lambda *a, **k: None)
+    argv = ["--jobs", "2", "--out", str(tmp_path), "MODEL.TASK_WEIGHTS.SEMANTIC", "6"]
+    return benchmark_learning.run_all(benchmark_learning.parse_args(argv))
+
+
+def test_learning_benchmark_runs_jobs_at_once_with_one_thread_each(monkeypatch, tmp_path):
+    curves = fake_benchmark(monkeypatch, tmp_path)
+    assert list(curves) == list(benchmark_learning.MODELS) and FakeChild.peak == 2
+    assert all(curve == [{"opts": 2}] for curve in curves.values())  # overrides reach every model
+
+
+def test_learning_benchmark_names_the_model_that_failed(monkeypatch, tmp_path):
+    with pytest.raises(RuntimeError, match="training teacher semantic failed"):
+        fake_benchmark(monkeypatch, tmp_path, fail="teacher_semantic_R18.yaml")

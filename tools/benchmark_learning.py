@@ -104,19 +104,37 @@ def run_all(args):
     data = os.path.join(args.out, "datasets")
     write_sample_bdd100k(data, args.num_images, args.width, args.height, seed=0)
     env = dict(os.environ, DETECTRON2_DATASETS=os.path.abspath(data))
-    curves = {}
+    if args.jobs > 1:
+        # One thread each: idle OpenMP threads spin, which would bill one model for another's
+        # waiting. With --jobs equal to the cores, CPU time then equals each model's wall time.
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    outputs, running = {}, []
     for name in args.models:
         config = MODELS[name][0]
         out_json = os.path.join(args.out, name.replace(" ", "_"), "curve.json")
         os.makedirs(os.path.dirname(out_json), exist_ok=True)
+        while len(running) >= args.jobs:
+            _wait(running.pop(0))
         print(f"== training {name} ({config}) for {args.cpu_minutes} CPU-minutes", flush=True)
         cmd = [sys.executable, __file__, "--child", config, "--cpu-minutes", str(args.cpu_minutes),
                "--evals", str(args.evals), "--decay-at", str(args.decay_at),
                "--child-out", out_json, *args.opts]
-        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        running.append((name, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)))
+        outputs[name] = out_json
+    for job in running:
+        _wait(job)
+    curves = {}
+    for name, out_json in outputs.items():
         with open(out_json) as f:
             curves[name] = json.load(f)["curve"]
     return curves
+
+
+def _wait(job):
+    name, process = job
+    if process.wait() != 0:
+        raise RuntimeError(f"training {name} failed (exit status {process.returncode}); "
+                           f"see its log.txt under the output folder")
 
 
 def report(curves, out):
@@ -163,6 +181,8 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--out", default="benchmarks/learning")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="models trained at once; above 1 each gets one thread")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
                         help="train only these")
     parser.add_argument("opts", nargs=argparse.REMAINDER,
