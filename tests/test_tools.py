@@ -124,7 +124,7 @@ def test_learning_benchmark_decays_then_stops_on_cpu_time(monkeypatch):
 class FakeChild:
     """Stands in for a benchmark child process: writes a curve, or fails for ``fail``."""
 
-    running, peak, fail = 0, 0, None
+    running, peak, fail, terminated = 0, 0, None, []
 
     def __init__(self, cmd, env, stdout):
         self.out, self.config, self.env = cmd[cmd.index("--child-out") + 1], cmd[3], env
@@ -140,9 +140,12 @@ class FakeChild:
         assert self.env["OMP_NUM_THREADS"] == "1"
         return self.returncode
 
+    def terminate(self):
+        FakeChild.terminated.append(self.config)
+
 
 def fake_benchmark(monkeypatch, tmp_path, fail=None):
-    FakeChild.running, FakeChild.peak, FakeChild.fail = 0, 0, fail
+    FakeChild.running, FakeChild.peak, FakeChild.fail, FakeChild.terminated = 0, 0, fail, []
     monkeypatch.setattr(benchmark_learning.subprocess, "Popen", FakeChild)
     monkeypatch.setattr("lv_adapter.data.sample.write_sample_bdd100k", lambda *a, **k: None)
     argv = ["--jobs", "2", "--out", str(tmp_path), "MODEL.TASK_WEIGHTS.SEMANTIC", "6"]
@@ -155,6 +158,11 @@ def test_learning_benchmark_runs_jobs_at_once_with_one_thread_each(monkeypatch, 
     assert all(curve == [{"opts": 2}] for curve in curves.values())  # overrides reach every model
 
 
-def test_learning_benchmark_names_the_model_that_failed(monkeypatch, tmp_path):
-    with pytest.raises(RuntimeError, match="training teacher semantic failed"):
-        fake_benchmark(monkeypatch, tmp_path, fail="teacher_semantic_R18.yaml")
+def test_learning_benchmark_names_the_model_that_failed_and_stops_the_others(monkeypatch,
+                                                                            tmp_path):
+    with pytest.raises(RuntimeError, match="training teacher detection failed"):
+        fake_benchmark(monkeypatch, tmp_path, fail="teacher_detection_R18.yaml")
+    # With 2 jobs, the semantic teacher was started when the detection teacher's turn to be
+    # waited for came; it is stopped, and the drivable teacher never starts.
+    assert FakeChild.terminated == ["teacher_semantic_R18.yaml"]
+    assert FakeChild.peak == 2

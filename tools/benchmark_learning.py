@@ -109,20 +109,25 @@ def run_all(args):
         # waiting. With --jobs equal to the cores, CPU time then equals each model's wall time.
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     outputs, running = {}, []
-    for name in args.models:
-        config = MODELS[name][0]
-        out_json = os.path.join(args.out, name.replace(" ", "_"), "curve.json")
-        os.makedirs(os.path.dirname(out_json), exist_ok=True)
-        while len(running) >= args.jobs:
+    try:
+        for name in args.models:
+            config = MODELS[name][0]
+            out_json = os.path.join(args.out, name.replace(" ", "_"), "curve.json")
+            os.makedirs(os.path.dirname(out_json), exist_ok=True)
+            while len(running) >= args.jobs:
+                _wait(running.pop(0))
+            print(f"== training {name} ({config}) for {args.cpu_minutes} CPU-minutes", flush=True)
+            cmd = [sys.executable, __file__, "--child", config, "--cpu-minutes",
+                   str(args.cpu_minutes), "--evals", str(args.evals), "--decay-at",
+                   str(args.decay_at), "--child-out", out_json, *args.opts]
+            running.append((name, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)))
+            outputs[name] = out_json
+        while running:
             _wait(running.pop(0))
-        print(f"== training {name} ({config}) for {args.cpu_minutes} CPU-minutes", flush=True)
-        cmd = [sys.executable, __file__, "--child", config, "--cpu-minutes", str(args.cpu_minutes),
-               "--evals", str(args.evals), "--decay-at", str(args.decay_at),
-               "--child-out", out_json, *args.opts]
-        running.append((name, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)))
-        outputs[name] = out_json
-    for job in running:
-        _wait(job)
+    finally:  # a failed (or interrupted) benchmark leaves no training running behind it
+        for _, process in running:
+            process.terminate()
+            process.wait()
     curves = {}
     for name, out_json in outputs.items():
         with open(out_json) as f:
