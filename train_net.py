@@ -52,10 +52,11 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        # The dicts are loaded here (not inside detectron2's builder) because the task sampler
+        # needs each record's labeled_tasks; detectron2's own samplers get None and are built
+        # by it as usual.
         dataset = get_detection_dataset_dicts(
-            cfg.DATASETS.TRAIN,
-            filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
-            proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
+            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
         )
         return build_detection_train_loader(
             cfg, mapper=MultiTaskDatasetMapper(cfg, True), dataset=dataset,

@@ -158,8 +158,7 @@ def test_learning_benchmark_runs_jobs_at_once_with_one_thread_each(monkeypatch, 
     assert all(curve == [{"opts": 2}] for curve in curves.values())  # overrides reach every model
 
 
-def test_learning_benchmark_names_the_model_that_failed_and_stops_the_others(monkeypatch,
-                                                                            tmp_path):
+def test_learning_benchmark_names_the_failed_model_and_stops_the_others(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="training teacher detection failed"):
         fake_benchmark(monkeypatch, tmp_path, fail="teacher_detection_R18.yaml")
     # With 2 jobs, the semantic teacher was started when the detection teacher's turn to be

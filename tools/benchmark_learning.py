@@ -9,7 +9,9 @@ buys is not known ahead: warm-up, constant, then x0.1 from ``--decay-at`` of the
 Prints the final metrics side by side, writes the curves as JSON and a plot.
 
     python tools/benchmark_learning.py --cpu-minutes 60 --evals 6 --out benchmarks/learning
-    python tools/benchmark_learning.py --models multi-task --out /tmp/ab MODEL.TASK_WEIGHTS.SEMANTIC 2
+    python tools/benchmark_learning.py --cpu-minutes 30 --evals 4 --jobs 2
+    python tools/benchmark_learning.py --models multi-task --out /tmp/ab \
+        MODEL.TASK_WEIGHTS.SEMANTIC 2
 """
 import argparse
 import json
@@ -70,12 +72,15 @@ class BudgetHook(HookBase):
 
 def train_child(config, budget_s, num_evals, decay_at, out_json, extra_opts=()):
     """Child process: train one model under the budget; write its curve to ``out_json``.
-    ``extra_opts`` (KEY VALUE ...) override the config, after the benchmark's own settings."""
+
+    ``extra_opts`` (KEY VALUE ...) override the config after the benchmark's own settings.
+    """
     import train_net
 
     opts = ["SOLVER.MAX_ITER", "1000000", "SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
             "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD", "1000000", "TEST.EVAL_PERIOD", "0",
-            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", os.path.dirname(out_json), "SEED", "0", *extra_opts]
+            "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", os.path.dirname(out_json), "SEED", "0",
+            *extra_opts]
     config_path = os.path.join(ROOT, "configs", "sample", config)
     args = default_argument_parser().parse_args(["--config-file", config_path] + opts)
     cfg = train_net.setup(args)

@@ -25,8 +25,8 @@ class PixelDecoder(nn.Module):
     (1x1, only where its channels differ from ``conv_dim``) and the levels are summed coarse to
     fine, each partial sum upsampled bilinearly to the next level's size, so only one
     upsampling and one addition run at the finest resolution. The sum is normalized and
-    projected (1x1) to ``mask_dim``. The mask features have no activation: they are dotted with the mask
-    embeddings, so they must be free to be negative.
+    projected (1x1) to ``mask_dim``. The mask features have no activation: they are dotted with
+    the mask embeddings, so they must be free to be negative.
 
     Args:
         in_channels (list[int]): channels of the input maps, finest first (e.g. p2..p5).
