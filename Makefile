@@ -5,7 +5,7 @@ SAMPLE_ROOT ?= datasets/sample
 DEMO_OUT ?= demo_output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
+.PHONY: setup setup-d2main demo test test-d2main test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -15,6 +15,17 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# detectron2's main branch (what GPU users install from git), built without C++ ops from the
+# vendored tarball beside the clone into its own environment; the same suite runs against it.
+D2MAIN_VENV ?= .venv-d2main
+D2MAIN_SOURCE ?= ../shared/vendor/detectron2-main-02b5c4e.tar.gz
+
+setup-d2main:
+	D2_SOURCE=$(D2MAIN_SOURCE) bash tools/setup_env.sh $(D2MAIN_VENV)
+
+test-d2main: setup-d2main
+	$(D2MAIN_VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

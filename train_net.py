@@ -8,11 +8,7 @@
 import os
 import weakref
 
-from detectron2.data import (
-    build_detection_test_loader,
-    build_detection_train_loader,
-    get_detection_dataset_dicts,
-)
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 
@@ -55,7 +51,7 @@ class Trainer(DefaultTrainer):
         # The dicts are loaded here (not inside detectron2's builder) because the task sampler
         # needs each record's labeled_tasks; detectron2's own samplers get None and are built
         # by it as usual.
-        dataset = get_detection_dataset_dicts(
+        dataset = compat.get_detection_dataset_dicts(
             cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
         )
         return build_detection_train_loader(

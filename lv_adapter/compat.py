@@ -4,6 +4,7 @@ Supported: detectron2 0.6 (what ``tools/setup_env.sh`` builds from PyPI's ``pb1-
 without C++ ops) and detectron2 built from its main branch (what GPU users install from git).
 """
 import importlib
+import logging
 import sys
 
 import detectron2
@@ -33,6 +34,10 @@ def _ensure_compiled_ops_module():
 
 
 HAS_COMPILED_OPS = _ensure_compiled_ops_module()
+if not HAS_COMPILED_OPS:
+    # detectron2's main branch calls its rotated-box ops through torch.ops.detectron2; the copy
+    # installed in detectron2 registers them itself, but older installed copies do not.
+    _detectron2_c_placeholder.register_torch_ops(sys.modules["detectron2._C"])
 # The class raised by the placeholder that is actually in use: the copy installed inside
 # detectron2 by tools/setup_env.sh, or this package's own.
 MissingCompiledOpError = getattr(
@@ -45,7 +50,9 @@ MissingCompiledOpError = getattr(
 # importlib, not `from ... import`: detectron2.engine re-exports a *function* named `launch`.
 d2_defaults = importlib.import_module("detectron2.engine.defaults")
 d2_launch = importlib.import_module("detectron2.engine.launch")
+from detectron2.data import MetadataCatalog  # noqa: E402
 from detectron2.utils import comm  # noqa: E402
+from tabulate import tabulate  # noqa: E402
 
 
 def launch(main_func, num_processes, num_machines=1, machine_rank=0, dist_url="auto", args=()):
@@ -95,3 +102,70 @@ def _create_ddp_model_on_any_device(model, **kwargs):
 # DefaultTrainer looks create_ddp_model up in its own module at construction time.
 _d2_create_ddp_model = d2_defaults.create_ddp_model
 d2_defaults.create_ddp_model = _create_ddp_model_on_any_device
+
+
+# detectron2 prints a histogram of boxes per class when it loads datasets, but only when the
+# *first* record has "annotations", and then reads "annotations" of every record. Records that
+# are not labeled for detection have none: its main branch raises KeyError, and 0.6 never gets
+# that far (its np.int fails under NumPy 2, and it swallows the AttributeError).
+d2_data_build = importlib.import_module("detectron2.data.build")
+_d2_get_detection_dataset_dicts = d2_data_build.get_detection_dataset_dicts
+# Logged where detectron2's own histogram goes (its logger writes the console and log.txt).
+_histogram_logger = logging.getLogger("detectron2.data.build")
+
+
+def get_detection_dataset_dicts(
+    names, filter_empty=True, min_keypoints=0, proposal_files=None, check_consistency=True
+):
+    """detectron2's ``get_detection_dataset_dicts`` (same arguments), whose metadata check and class
+    histogram run whenever *any* record is labeled for detection, on every detectron2 version."""
+    dicts = _d2_get_detection_dataset_dicts(
+        names, filter_empty, min_keypoints, proposal_files, check_consistency=False
+    )
+    names = [names] if isinstance(names, str) else list(names)
+    if check_consistency and isinstance(dicts, list) and any("annotations" in d for d in dicts):
+        try:
+            class_names = MetadataCatalog.get(names[0]).thing_classes
+            d2_data_build.check_metadata_consistency("thing_classes", names)
+        except AttributeError:  # no class names registered: no histogram, as in detectron2
+            return dicts
+        log_class_histogram(dicts, class_names)
+    return dicts
+
+
+def log_class_histogram(dicts, class_names, columns=3):
+    """Log a table of boxes per class over the records labeled for detection.
+
+    Args:
+        dicts (list[dict]): dataset dicts; those with ``annotations`` are labeled for detection.
+            Crowd boxes (``iscrowd`` 1: crowd and ignore regions) are not counted.
+        class_names (list[str]): names of the ``category_id`` values 0..K-1.
+        columns (int): (class, boxes) pairs per table row.
+    """
+    counts = [0] * len(class_names)
+    labeled = [d for d in dicts if "annotations" in d]
+    for d in labeled:
+        for anno in d["annotations"]:
+            if anno.get("iscrowd", 0):
+                continue
+            category = anno["category_id"]
+            if not 0 <= category < len(class_names):
+                raise ValueError(
+                    f"{d.get('file_name', d.get('image_id'))}: category_id {category} is outside "
+                    f"0..{len(class_names) - 1} ({len(class_names)} classes)"
+                )
+            counts[category] += 1
+    cells = [cell for pair in zip(class_names, counts) for cell in pair]
+    cells += ["total", sum(counts)]
+    width = 2 * columns
+    rows = [cells[i : i + width] for i in range(0, len(cells), width)]
+    table = tabulate(rows, headers=["class", "boxes"] * columns, tablefmt="pipe")
+    _histogram_logger.info(
+        f"Boxes per class in the {len(labeled)} of {len(dicts)} images labeled for detection "
+        f"(crowd and ignore regions not counted):\n{table}"
+    )
+
+
+# detectron2's loaders (build_detection_test_loader) call the function of their own module.
+d2_data_build.get_detection_dataset_dicts = get_detection_dataset_dicts
+detectron2.data.get_detection_dataset_dicts = get_detection_dataset_dicts

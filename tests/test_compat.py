@@ -1,9 +1,14 @@
-"""compat: detectron2 imports without compiled ops, and the missing ops say why when called."""
+"""compat: detectron2 imports without compiled ops, the missing ops say why when called, and
+detectron2's class histogram works on images labeled for some tasks, on every version."""
+import logging
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
 
 from lv_adapter import _detectron2_c_placeholder, compat
 
@@ -57,3 +62,84 @@ def test_compat_registers_the_placeholder_when_compiled_ops_cannot_be_imported()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "lv_adapter._detectron2_c_placeholder"]
+
+
+def test_rotated_box_ops_fail_clearly_without_lv_adapter():
+    # detectron2's main branch calls the rotated-box ops through torch.ops.detectron2: the
+    # placeholder installed inside detectron2 must answer there too, for users of plain detectron2.
+    code = (
+        "import sys, torch\n"
+        "from detectron2 import _C\n"
+        "from detectron2.layers.rotated_boxes import pairwise_iou_rotated\n"
+        "from detectron2.layers.nms import nms_rotated\n"
+        "b = torch.tensor([[5.0, 5.0, 2.0, 2.0, 0.0]])\n"
+        "for call in (lambda: pairwise_iou_rotated(b, b), lambda: nms_rotated(b, b[:, 0], 0.5)):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except _C.MissingCompiledOpError as e:\n"
+        "        print('clear' if 'compiled C++ ops' in str(e) else e)\n"
+        "print('lv_adapter' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    installed = sys.modules["detectron2._C"].__file__
+    assert result.returncode == 0, (
+        f"{result.stderr}\n(is {installed} older than lv_adapter/_detectron2_c_placeholder.py? "
+        "`make setup` reinstalls it)"
+    )
+    assert result.stdout.split() == ["clear", "clear", "False"]
+
+
+def test_the_rotated_box_ops_have_placeholders_of_their_compiled_signature():
+    # A wrong schema would give a schema error instead of the clear one.
+    roi_align = torch.ops.detectron2.roi_align_rotated_forward
+    with pytest.raises(compat.MissingCompiledOpError):
+        roi_align(torch.zeros(1, 1, 4, 4), torch.zeros(1, 6), 1.0, 2, 2, 0)
+    with pytest.raises(compat.MissingCompiledOpError):
+        torch.ops.detectron2.roi_align_rotated_backward(
+            torch.zeros(1, 1, 2, 2), torch.zeros(1, 6), 1.0, 2, 2, 1, 1, 4, 4, 0
+        )
+
+
+@pytest.fixture
+def histogram_lines():
+    """Messages of detectron2.data.build's logger (detectron2's own handlers do not propagate)."""
+    lines = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("detectron2.data.build")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+def _register(name, dicts):
+    DatasetCatalog.register(name, lambda: [dict(d) for d in dicts])
+    MetadataCatalog.get(name).set(thing_classes=["car", "bus"])
+
+
+def test_test_loader_logs_the_histogram_when_the_first_image_has_no_boxes(histogram_lines):
+    dicts = [
+        {"file_name": "a.jpg", "image_id": "a", "labeled_tasks": ["semantic"]},
+        {"file_name": "b.jpg", "image_id": "b", "labeled_tasks": ["detection"], "annotations": [
+            {"category_id": 1, "iscrowd": 0}, {"category_id": 1, "iscrowd": 0},
+            {"category_id": 0, "iscrowd": 1},
+        ]},
+        {"file_name": "c.jpg", "image_id": "c", "labeled_tasks": ["detection"], "annotations": []},
+    ]
+    _register("compat_histogram_order", dicts)
+    build_detection_test_loader(get_cfg(), "compat_histogram_order", mapper=lambda d: d)
+    table = [line for line in histogram_lines if line.startswith("Boxes per class")]
+    assert len(table) == 1, histogram_lines
+    assert "in the 2 of 3 images labeled for detection" in table[0]
+    counts = dict(re.findall(r"\|\s*(car|bus|total)\s*\|\s*(\d+)", table[0]))
+    assert counts == {"car": "0", "bus": "2", "total": "2"}
+
+
+def test_a_category_id_outside_the_classes_names_the_file(histogram_lines):
+    dicts = [{"file_name": "bad.jpg", "annotations": [{"category_id": 2, "iscrowd": 0}]}]
+    _register("compat_histogram_bad_id", dicts)
+    with pytest.raises(ValueError, match=r"bad\.jpg: category_id 2 is outside 0\.\.1"):
+        build_detection_test_loader(get_cfg(), "compat_histogram_bad_id", mapper=lambda d: d)

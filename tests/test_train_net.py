@@ -1,10 +1,12 @@
 """train_net.py: training, checkpoints and resume, evaluation, several CPU processes."""
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
+from detectron2.data import DatasetCatalog
 from detectron2.engine import default_argument_parser
 
 import train_net
@@ -32,6 +34,20 @@ def test_training_writes_checkpoints(trained):
     assert {"model_0000001.pth", "model_final.pth", "last_checkpoint"} <= set(names)
     assert not [n for n in names if n.startswith(".tmp-")]
     assert (trained / "last_checkpoint").read_text() == "model_final.pth"
+
+
+def test_training_logs_the_class_histogram_of_its_detection_images(trained):
+    # Both detectron2 versions lost it: main raised KeyError on images without boxes labeled,
+    # 0.6 swallowed an np.int error (compat.log_class_histogram replaces theirs).
+    dicts = DatasetCatalog.get("bdd100k_multitask_train")
+    labeled = [d for d in dicts if "detection" in d["labeled_tasks"]]
+    boxes = sum(not a["iscrowd"] for d in labeled for a in d["annotations"])
+    assert 0 < len(labeled) < len(dicts) and boxes > 0
+    log = (trained / "log.txt").read_text()
+    heading = f"Boxes per class in the {len(labeled)} of {len(dicts)} images labeled for detection"
+    assert heading in log
+    total = re.search(r"\|\s*total\s*\|\s*(\d+)", log[log.index(heading):])
+    assert int(total.group(1)) == boxes
 
 
 def test_resume_continues_at_the_saved_iteration_with_the_saved_weights(trained):

@@ -2,14 +2,20 @@
 # Creates (or updates) the project's virtual environment; idempotent.
 #
 #   tools/setup_env.sh [VENV]      (default: .venv; PYTHON picks the interpreter, default python3)
+#   D2_SOURCE=path/to/detectron2.tar.gz tools/setup_env.sh .venv-d2main
+#                                  (detectron2 from that source instead of 0.6; a tarball or a
+#                                  folder of detectron2's repository, e.g. its main branch)
 #
 # Steps, each skipped when already done:
 #   1. the venv itself;
 #   2. requirements.txt (skipped while its hash matches the last successful install);
-#   3. detectron2: left alone when it already imports (e.g. built from git on a GPU machine);
-#      otherwise built from PyPI's pb1-detectron2==0.6 sdist (detectron2 v0.6's Python code)
-#      without the C++ extension, with a pure-Python placeholder installed as detectron2/_C.py;
-#   4. this project, in editable mode.
+#   3. detectron2, built without the C++ extension, with a pure-Python placeholder installed as
+#      detectron2/_C.py. Without D2_SOURCE: left alone when it already imports (e.g. built from
+#      git on a GPU machine), otherwise built from PyPI's pb1-detectron2==0.6 sdist (detectron2
+#      v0.6's Python code). With D2_SOURCE: built from that source unless the venv already holds
+#      a build of the same source (same sha256);
+#   4. a placeholder installed by an older version of this script is replaced by the current one;
+#   5. this project, in editable mode.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +28,7 @@ if [ ! -x "$venv/bin/python" ]; then
   log "creating virtual environment $venv"
   "$python" -m venv "$venv"
 fi
+venv=$(cd "$venv" && pwd)  # absolute: some checks below run from another folder
 py="$venv/bin/python"
 pip() { "$py" -m pip --disable-pip-version-check "$@"; }
 
@@ -35,22 +42,76 @@ else
   log "requirements.txt unchanged since the last install"
 fi
 
-if "$py" -c "import detectron2" 2>/dev/null; then
+# Builds and installs the detectron2 source folder $1 without its C++ extension.
+install_detectron2_without_ext() {
+  local src=$1
+  # No C++ sources ship in the 0.6 sdist, and the main branch's need a compiler and CUDA:
+  # build no extension at all.
+  sed -i 's/ext_modules=get_extensions(),/ext_modules=[],/' "$src/setup.py"
+  grep -q 'ext_modules=\[\],' "$src/setup.py" || { echo "$src/setup.py changed: cannot disable its extension" >&2; exit 1; }
+  # The placeholder must be inside detectron2 itself: users import detectron2 before lv_adapter.
+  cp "$root/lv_adapter/_detectron2_c_placeholder.py" "$src/detectron2/_C.py"
+  # --no-deps: requirements.txt holds what detectron2 needs (0.6 pins an old black).
+  pip install -q --no-deps --no-build-isolation "$src" 2> >(grep -v "is ignored: it is neither" >&2)
+}
+
+# Unpacks (or copies) D2_SOURCE into $1 and prints the folder that holds its setup.py.
+unpack_detectron2_source() {
+  local into=$1 setup
+  if [ -d "$D2_SOURCE" ]; then
+    cp -r "$D2_SOURCE" "$into/src"
+  else
+    mkdir "$into/src" && tar xzf "$D2_SOURCE" -C "$into/src"
+  fi
+  # The source itself, or its one top folder (as `git archive --prefix` and GitHub write it).
+  setup=$(find "$into/src" -maxdepth 2 -name setup.py -printf '%d %p\n' | sort -n | head -n 1 | cut -d' ' -f2-)
+  [ -n "$setup" ] && [ -d "$(dirname "$setup")/detectron2" ] || {
+    echo "D2_SOURCE=$D2_SOURCE: no detectron2 source in it (setup.py + detectron2/ expected)" >&2
+    exit 1
+  }
+  dirname "$setup"
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+d2_stamp="$venv/.lv_adapter_detectron2_source"
+if [ -n "${D2_SOURCE:-}" ]; then
+  if [ ! -e "$D2_SOURCE" ]; then
+    echo "D2_SOURCE=$D2_SOURCE: no such file or folder (from $PWD; give a detectron2 tarball or checkout)" >&2
+    exit 1
+  elif [ -f "$D2_SOURCE" ]; then
+    d2_want="sha256 $(sha256sum "$D2_SOURCE" | cut -d' ' -f1)"
+  else
+    d2_want="folder $(cd "$D2_SOURCE" 2>/dev/null && pwd)"  # a folder can change: rebuilt each run
+  fi
+  if [ -f "$D2_SOURCE" ] && [ "$(cat "$d2_stamp" 2>/dev/null)" = "$d2_want" ]; then
+    log "detectron2 already built from $D2_SOURCE"
+  else
+    log "building detectron2 from $D2_SOURCE, without C++ ops"
+    src=$(unpack_detectron2_source "$work")
+    # Two distributions must not share the detectron2/ folder.
+    pip uninstall -q -y pb1-detectron2 detectron2 2>/dev/null || true
+    install_detectron2_without_ext "$src"
+    echo "$d2_want" > "$d2_stamp"
+  fi
+elif "$py" -c "import detectron2" 2>/dev/null; then
   log "detectron2 already importable: $("$py" -c 'import detectron2; print(detectron2.__version__, detectron2.__file__)')"
 else
   log "building detectron2 0.6 from the pb1-detectron2 sdist, without C++ ops"
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
   pip download -q --no-deps --no-build-isolation --no-binary :all: pb1-detectron2==0.6 -d "$work" \
     2> >(grep -v "is ignored: it is neither" >&2)
   tar xzf "$work"/pb1-detectron2-0.6.tar.gz -C "$work"
-  src="$work/pb1-detectron2-0.6"
-  # No C++ sources ship in this sdist: build no extension at all.
-  sed -i 's/ext_modules=get_extensions(),/ext_modules=[],/' "$src/setup.py"
-  grep -q 'ext_modules=\[\],' "$src/setup.py" || { echo "setup.py of pb1-detectron2 changed: cannot disable its extension" >&2; exit 1; }
-  # The placeholder must be inside detectron2 itself: users import detectron2 before lv_adapter.
-  cp "$root/lv_adapter/_detectron2_c_placeholder.py" "$src/detectron2/_C.py"
-  pip install -q --no-deps --no-build-isolation "$src" 2> >(grep -v "is ignored: it is neither" >&2)
+  install_detectron2_without_ext "$work/pb1-detectron2-0.6"
+fi
+
+# A placeholder installed by an older version of this script is refreshed (it is this project's
+# file; detectron2's main branch needs the newer one's torch.ops registration).
+placeholder="$root/lv_adapter/_detectron2_c_placeholder.py"
+installed=$("$py" -c "import importlib.util as u; print(u.find_spec('detectron2._C').origin)" 2>/dev/null || true)
+if [ "${installed##*.}" = py ] && grep -q '^IS_PLACEHOLDER = True' "$installed" \
+    && ! cmp -s "$placeholder" "$installed"; then
+  log "refreshing the detectron2._C placeholder in $installed"
+  cp "$placeholder" "$installed"
 fi
 
 if ! (cd / && "$py" -c "import lv_adapter") 2>/dev/null; then
