@@ -120,6 +120,13 @@ def _register(name, dicts):
     MetadataCatalog.get(name).set(thing_classes=["car", "bus"])
 
 
+def _load_test_set(name):
+    """Load ``name`` as detectron2's evaluation loader does (its path to the histogram)."""
+    cfg = get_cfg()
+    cfg.DATALOADER.NUM_WORKERS = 0
+    return build_detection_test_loader(cfg, name, mapper=lambda d: d)
+
+
 def test_test_loader_logs_the_histogram_when_the_first_image_has_no_boxes(histogram_lines):
     dicts = [
         {"file_name": "a.jpg", "image_id": "a", "labeled_tasks": ["semantic"]},
@@ -130,7 +137,7 @@ def test_test_loader_logs_the_histogram_when_the_first_image_has_no_boxes(histog
         {"file_name": "c.jpg", "image_id": "c", "labeled_tasks": ["detection"], "annotations": []},
     ]
     _register("compat_histogram_order", dicts)
-    build_detection_test_loader(get_cfg(), "compat_histogram_order", mapper=lambda d: d)
+    _load_test_set("compat_histogram_order")
     table = [line for line in histogram_lines if line.startswith("Boxes per class")]
     assert len(table) == 1, histogram_lines
     assert "in the 2 of 3 images labeled for detection" in table[0]
@@ -142,4 +149,4 @@ def test_a_category_id_outside_the_classes_names_the_file(histogram_lines):
     dicts = [{"file_name": "bad.jpg", "annotations": [{"category_id": 2, "iscrowd": 0}]}]
     _register("compat_histogram_bad_id", dicts)
     with pytest.raises(ValueError, match=r"bad\.jpg: category_id 2 is outside 0\.\.1"):
-        build_detection_test_loader(get_cfg(), "compat_histogram_bad_id", mapper=lambda d: d)
+        _load_test_set("compat_histogram_bad_id")
