@@ -15,6 +15,8 @@ from detectron2.data import (
 )
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from lv_adapter import compat
 from lv_adapter.config import build_config
@@ -87,6 +89,8 @@ def setup(args):
     cfg = build_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    # lv_adapter's records (loading counts, skipped samples) go to log.txt like detectron2's.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="lv_adapter")
     set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)
     return cfg
 
