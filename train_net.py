@@ -11,7 +11,6 @@ import weakref
 from detectron2.data import (
     build_detection_test_loader,
     build_detection_train_loader,
-    get_detection_dataset_dicts,
 )
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
@@ -21,6 +20,7 @@ from detectron2.utils.logger import setup_logger
 from lv_adapter import compat
 from lv_adapter.config import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
+from lv_adapter.data.build import load_train_dicts
 from lv_adapter.data.errors import set_default_policy
 from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.engine import (
@@ -57,9 +57,7 @@ class Trainer(DefaultTrainer):
         # The dicts are loaded here (not inside detectron2's builder) because the task sampler
         # needs each record's labeled_tasks; detectron2's own samplers get None and are built
         # by it as usual.
-        dataset = get_detection_dataset_dicts(
-            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
-        )
+        dataset = load_train_dicts(cfg)  # also counts and checks the tasks' labels
         return build_detection_train_loader(
             cfg, mapper=MultiTaskDatasetMapper(cfg, True), dataset=dataset,
             sampler=build_task_sampler(cfg, dataset),

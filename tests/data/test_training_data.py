@@ -97,7 +97,8 @@ def test_masks_named_in_upper_case_are_found_and_stray_files_named(sample_root, 
                                   "SOLVER.MAX_ITER", 1))
     log = read_log(out)
     assert "training images per task: detection 9, semantic 5, drivable 9" in log
-    assert f"1 file in {drivable} matches no expected mask name (<image stem>.png): notes.txt" in log
+    assert (f"1 file in {drivable} matches no expected mask name (<image stem>.png): notes.txt"
+            in log)
 
 
 class _WorkingFallback(MapDataset):
