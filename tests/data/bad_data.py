@@ -40,11 +40,12 @@ def registered(name, root):
     finally:
         DatasetCatalog.pop(name, None)
         MetadataCatalog.pop(name, None)
-        undo_train_net_setup()
+        reset_process_state()
 
 
-def undo_train_net_setup():
-    """Undo what train_net.setup changes for the whole process, for the tests that follow."""
+def reset_process_state():
+    """Undo what train_net.setup and the tools change for the whole process (bad-sample policy,
+    logger set-up), for the tests that follow."""
     set_default_policy("raise")
     # setup routes the package logger to log.txt as detectron2 does (propagate False); let
     # later tests' caplog see the package's records again.

@@ -5,6 +5,8 @@ import random
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 from detectron2.data.common import MapDataset
 
@@ -17,7 +19,7 @@ from bad_data import (
     train_args,
     train_paths,
     truncate,
-    undo_train_net_setup,
+    reset_process_state,
 )
 from conftest import REPO
 from lv_adapter import compat
@@ -27,7 +29,7 @@ from lv_adapter.compat import patch_map_dataset_fallback
 @pytest.fixture
 def undo_setup():
     yield
-    undo_train_net_setup()
+    reset_process_state()
 
 
 def test_skip_policy_trains_through_bad_images(sample_root, tmp_path):
@@ -134,3 +136,22 @@ def test_a_training_set_whose_every_sample_is_dropped_is_an_error():
     dataset = _BrokenFallback([None, None], lambda x: x)
     with pytest.raises(RuntimeError, match="every sample of the training set was dropped"):
         dataset[0]
+
+
+@pytest.mark.slow
+def test_check_at_start_names_bad_files_before_the_first_iteration(sample_root, tmp_path):
+    root = copy_sample(sample_root, tmp_path)
+    mask = sorted(glob.glob(os.path.join(train_paths(root)["sem_seg_root"], "*.png")))[0]
+    cv2.imwrite(mask, np.full((72, 128), 40, np.uint8))  # 40 is no semantic class
+    with registered("bad_mask_copy", root):
+        opts = ("DATASETS.TRAIN", "('bad_mask_copy',)", "DATASETS.CHECK_AT_START", True)
+        with pytest.raises(ValueError, match="CHECK_AT_START: 1 training images have bad files"
+                           ) as error:
+            train_net.main(train_args(tmp_path / "raise", *opts))
+        assert f"{mask}: semantic mask holds values [40]" in str(error.value)
+        assert not os.path.exists(tmp_path / "raise" / "model_0000000.pth")
+        train_net.main(train_args(tmp_path / "skip", *opts, "DATASETS.ON_BAD_SAMPLE", "skip",
+                                  "SOLVER.MAX_ITER", 1))
+    log = read_log(tmp_path / "skip")
+    assert f"leaving out 1 images with bad files:\n  {mask}: semantic mask holds values" in log
+    assert "Skipping a bad image" not in log  # never drawn: it was left out before training
