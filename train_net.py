@@ -11,10 +11,13 @@ import weakref
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from lv_adapter import compat
 from lv_adapter.config import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
+from lv_adapter.data.build import load_train_dicts
 from lv_adapter.data.errors import set_default_policy
 from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.engine import (
@@ -51,9 +54,7 @@ class Trainer(DefaultTrainer):
         # The dicts are loaded here (not inside detectron2's builder) because the task sampler
         # needs each record's labeled_tasks; detectron2's own samplers get None and are built
         # by it as usual.
-        dataset = compat.get_detection_dataset_dicts(
-            cfg.DATASETS.TRAIN, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
-        )
+        dataset = load_train_dicts(cfg)  # also counts and checks the tasks' labels
         return build_detection_train_loader(
             cfg, mapper=MultiTaskDatasetMapper(cfg, True), dataset=dataset,
             sampler=build_task_sampler(cfg, dataset),
@@ -83,6 +84,8 @@ def setup(args):
     cfg = build_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    # lv_adapter's records (loading counts, skipped samples) go to log.txt like detectron2's.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="lv_adapter")
     set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)
     return cfg
 

@@ -169,3 +169,62 @@ def log_class_histogram(dicts, class_names, columns=3):
 # detectron2's loaders (build_detection_test_loader) call the function of their own module.
 d2_data_build.get_detection_dataset_dicts = get_detection_dataset_dicts
 detectron2.data.get_detection_dataset_dicts = get_detection_dataset_dicts
+
+
+def _map_dataset_fallback_breaks(map_dataset_class):
+    """True when ``map_dataset_class`` (detectron2's ``MapDataset``) cannot replace a sample
+    its mapper dropped.
+
+    detectron2 0.6 draws the replacement with ``random.sample`` from a set, which Python 3.11
+    refuses (``TypeError: Population must be a sequence``); its main branch draws from a list.
+    Probed by behaviour, not by version number, so a fixed release is left alone.
+    """
+    probe = map_dataset_class([None, 1], lambda x: x)  # item 0 maps to None: a fallback is drawn
+    try:
+        probe[0]
+    except TypeError:
+        return True
+    return False
+
+
+def _map_dataset_getitem(self, idx):
+    """``MapDataset.__getitem__`` that draws a replacement for a dropped sample from a list.
+
+    Same contract as detectron2's: a mapper that returns None drops that index from the pool of
+    fallback candidates and another index is tried, with a warning from the third try on; an
+    index that maps well returns to the pool. Raises when every index has been dropped, instead
+    of looping on an empty pool.
+    """
+    index, tries = int(idx), 0
+    while True:
+        item = self._map_func(self._dataset[index])
+        if item is not None:
+            self._fallback_candidates.add(index)
+            return item
+        tries += 1
+        self._fallback_candidates.discard(index)
+        if not self._fallback_candidates:
+            raise RuntimeError(
+                f"every sample of the training set was dropped by the mapper (last: index "
+                f"{index}); see the warnings above for the files and their problems"
+            )
+        index = self._rng.choice(sorted(self._fallback_candidates))
+        if tries >= 3:
+            logging.getLogger("detectron2.data.common").warning(
+                f"Mapping index {idx} failed {tries} times; trying index {index} instead"
+            )
+
+
+def patch_map_dataset_fallback(map_dataset_class=None):
+    """Install :func:`_map_dataset_getitem` in detectron2's ``MapDataset`` (or the class given)
+    where its own fallback breaks (0.6 on Python 3.11), so that ``DATASETS.ON_BAD_SAMPLE skip``
+    works; a no-op where the fallback works (detectron2's main branch)."""
+    if map_dataset_class is None:
+        from detectron2.data.common import MapDataset as map_dataset_class
+    if map_dataset_class.__getitem__ is _map_dataset_getitem:
+        return
+    if _map_dataset_fallback_breaks(map_dataset_class):
+        map_dataset_class.__getitem__ = _map_dataset_getitem
+
+
+patch_map_dataset_fallback()

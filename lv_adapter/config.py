@@ -28,6 +28,7 @@ def add_lv_adapter_config(cfg):
     """Add every lv_adapter key, with its default, to ``cfg`` (in place)."""
     _add_task_config(cfg)
     _add_data_config(cfg)
+    _add_data_check_config(cfg)
     _add_solver_config(cfg)
     _add_sparse_rcnn_config(cfg)
     _add_mask_former_config(cfg)
@@ -51,6 +52,13 @@ def _add_data_config(cfg):
     # With DATALOADER.SAMPLER_TRAIN "TaskRepeatFactorSampler" (lv_adapter/data/samplers.py) an
     # image is drawn max(factor of its labeled tasks) times per epoch on average.
     cfg.DATALOADER.TASK_REPEAT_FACTORS = CN({task.upper(): 1.0 for task in TASKS})
+
+
+def _add_data_check_config(cfg):
+    # Read and validate every image and mask of DATASETS.TRAIN before the first iteration (as
+    # tools/check_dataset.py does), with DATALOADER.NUM_WORKERS processes per training process.
+    # Bad files then stop the start ("raise") or are left out of training ("skip").
+    cfg.DATASETS.CHECK_AT_START = False
 
 
 def _add_sparse_rcnn_config(cfg):

@@ -7,26 +7,40 @@ semantic overlay (right), one PNG per image, with detectron2's Visualizer.
 """
 import argparse
 import os
+import sys
 
 import cv2
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data import detection_utils as utils
+from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
 import lv_adapter  # noqa: F401  (registers the datasets)
+from lv_adapter.data.errors import BadSampleError
+from lv_adapter.data.readers import read_image
 from lv_adapter.utils.io import write_image
 from lv_adapter.utils.visualizer import draw_multitask, ground_truth_of
 
 
-def draw_ground_truth(dataset_name, num, out_dir, scale=1.0):
+def draw_ground_truth(dataset_name, num, out_dir, scale=1.0, skipped=None):
     """Draw the first ``num`` images of ``dataset_name`` into ``out_dir``, ``scale`` times their
-    size; return the paths."""
+    size; return the paths.
+
+    An image or mask that cannot be read is named with its problem on stderr and left out; its
+    :class:`BadSampleError` is appended to ``skipped`` when a list is given.
+    """
     dicts = DatasetCatalog.get(dataset_name)[:num]
     metadata = MetadataCatalog.get(dataset_name)
     paths = []
     for d in tqdm(dicts, desc=f"drawing {dataset_name}"):
-        image = utils.read_image(d["file_name"], format="RGB")
-        picture = draw_multitask(image, metadata, **ground_truth_of(d), scale=scale)
+        try:
+            image = read_image(d["file_name"], "RGB")
+            labels = ground_truth_of(d)
+        except BadSampleError as e:
+            tqdm.write(f"skipping an unreadable file: {e}", file=sys.stderr)
+            if skipped is not None:
+                skipped.append(e)
+            continue
+        picture = draw_multitask(image, metadata, **labels, scale=scale)
         path = os.path.join(out_dir, f"{d['image_id']}.png")
         write_image(path, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
         paths.append(path)
@@ -42,7 +56,16 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-if __name__ == "__main__":
-    args = parse_args()
-    written = draw_ground_truth(args.dataset, args.num, args.out, args.scale)
+def main(args):
+    """Draw; return the exit status: 1 when a file could not be read (named on stderr)."""
+    setup_logger(name="lv_adapter")  # loading counts and warnings
+    skipped = []
+    written = draw_ground_truth(args.dataset, args.num, args.out, args.scale, skipped)
     print(f"wrote {len(written)} drawings to {args.out}")
+    if skipped:
+        print(f"skipped {len(skipped)} images whose files cannot be read (named above)")
+    return 1 if skipped else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

@@ -9,13 +9,16 @@
 import argparse
 import glob
 import os
+import sys
 
 import cv2
 from detectron2.data import Metadata
+from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
 from lv_adapter.config import build_config
 from lv_adapter.data.datasets.bdd100k import bdd100k_metadata
+from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.readers import read_image
 from lv_adapter.engine.predictor import Predictor
 from lv_adapter.utils.io import atomic_path, write_image
@@ -50,11 +53,23 @@ def image_files(inputs):
 
 
 def run_images(predictor, files, out_dir, args, input_format):
+    """Draw every image of ``files``; an unreadable one is named on stderr and skipped.
+
+    Returns:
+        list[BadSampleError]: the skipped images.
+    """
+    skipped = []
     for path in tqdm(files, desc="predicting"):
-        picture = draw(predictor, read_image(path, "BGR"), args.confidence_threshold,
-                       input_format, args.scale)
+        try:
+            image = read_image(path, "BGR")
+        except BadSampleError as e:
+            tqdm.write(f"skipping an unreadable image: {e}", file=sys.stderr)
+            skipped.append(e)
+            continue
+        picture = draw(predictor, image, args.confidence_threshold, input_format, args.scale)
         stem = os.path.splitext(os.path.basename(path))[0]
         write_image(os.path.join(out_dir, f"{stem}.png"), picture)
+    return skipped
 
 
 def run_video(predictor, path, out_dir, args, input_format):
@@ -82,15 +97,21 @@ def run_video(predictor, path, out_dir, args, input_format):
 
 
 def main(args):
+    """Draw; return the exit status: 1 when an image could not be read (each named on stderr,
+    the others drawn all the same)."""
+    setup_logger(name="lv_adapter")
     cfg = build_config(args.config_file, args.opts)
     predictor = Predictor(cfg)
     os.makedirs(args.output, exist_ok=True)
     if len(args.input) == 1 and args.input[0].lower().endswith(VIDEO_EXTENSIONS):
         print("wrote", run_video(predictor, args.input[0], args.output, args, cfg.INPUT.FORMAT))
-    else:
-        files = image_files(args.input)
-        run_images(predictor, files, args.output, args, cfg.INPUT.FORMAT)
-        print(f"wrote {len(files)} drawings to {args.output}")
+        return 0
+    files = image_files(args.input)
+    skipped = run_images(predictor, files, args.output, args, cfg.INPUT.FORMAT)
+    print(f"wrote {len(files) - len(skipped)} drawings to {args.output}")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable images (named above)")
+    return 1 if skipped else 0
 
 
 def parse_args(argv=None):
@@ -105,4 +126,4 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    sys.exit(main(parse_args()))

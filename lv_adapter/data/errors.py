@@ -5,12 +5,14 @@ Every problem with an input file (missing, unreadable, malformed, inconsistent) 
 applies the policy chosen by ``DATASETS.ON_BAD_SAMPLE``: ``"raise"`` (the default) stops with that
 error; ``"skip"`` drops the sample, logs a warning, and keeps a count.
 """
+import contextlib
 import logging
 
 POLICIES = ("raise", "skip")
 
 logger = logging.getLogger(__name__)
 _default_policy = "raise"
+_collectors = []  # lists that receive every skipped error (see collect_skipped)
 
 
 class BadSampleError(ValueError):
@@ -47,6 +49,22 @@ def get_default_policy():
     return _default_policy
 
 
+@contextlib.contextmanager
+def collect_skipped():
+    """Within this context the default policy is "skip", and every error skipped is also
+    appended to the list it yields: a check can load a whole data set and report every bad
+    record instead of stopping at the first."""
+    global _default_policy
+    saved, errors = _default_policy, []
+    _default_policy = "skip"
+    _collectors.append(errors)
+    try:
+        yield errors
+    finally:
+        _collectors.remove(errors)
+        _default_policy = saved
+
+
 class BadSampleHandler:
     """Raise or skip-and-count bad samples.
 
@@ -65,4 +83,6 @@ class BadSampleHandler:
         if self.policy == "raise":
             raise error
         self.count += 1
+        for errors in _collectors:
+            errors.append(error)
         logger.warning(f"Skipping a bad {self.what} ({self.count} skipped so far): {error}")

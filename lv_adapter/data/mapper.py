@@ -12,15 +12,12 @@ from detectron2.structures import Boxes, Instances
 
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
-from lv_adapter.data.readers import read_image, read_label_mask
+from lv_adapter.data.readers import MASK_TASKS, check_image_size, read_image, read_record_mask
 
 __all__ = ["MultiTaskDatasetMapper", "build_multitask_augmentation"]
 
-# Dataset-dict key of each segmentation task's mask file, and the model-input key of its mask.
-MASK_KEYS = {
-    SEMANTIC: ("sem_seg_file_name", "sem_seg"),
-    DRIVABLE: ("drivable_file_name", "drivable_seg"),
-}
+# Model-input key of each segmentation task's mask.
+MASK_KEYS = {SEMANTIC: "sem_seg", DRIVABLE: "drivable_seg"}
 
 
 def build_multitask_augmentation(cfg, is_train):
@@ -90,9 +87,12 @@ class MultiTaskDatasetMapper:
 
     def _map(self, dataset_dict):
         image = read_image(dataset_dict["file_name"], self.image_format)
-        self._check_size(dataset_dict, image)
+        check_image_size(dataset_dict, image)
         tasks = tuple(dataset_dict.get("labeled_tasks", ()))
-        masks = self._read_masks(dataset_dict, tasks, image.shape[:2]) if self.is_train else {}
+        masks = {}
+        if self.is_train:
+            masks = {task: read_record_mask(dataset_dict, task, image.shape[:2])
+                     for task in MASK_TASKS if task in tasks}
         image, transforms = self._augment(image)
         keep = ("file_name", "image_id", "height", "width")
         out = {k: dataset_dict[k] for k in keep if k in dataset_dict}
@@ -119,36 +119,21 @@ class MultiTaskDatasetMapper:
         return image, T.TransformList(transforms)
 
     @staticmethod
-    def _check_size(dataset_dict, image):
-        try:
-            utils.check_image_size(dataset_dict, image)
-        except utils.SizeMismatchError as e:
-            raise BadSampleError(dataset_dict["file_name"], str(e))
-
-    @staticmethod
-    def _read_masks(dataset_dict, tasks, image_shape):
-        masks = {}
-        for task, (file_key, _) in MASK_KEYS.items():
-            if task not in tasks:
-                continue
-            if file_key not in dataset_dict:
-                raise BadSampleError(
-                    dataset_dict["file_name"], f"labeled for {task} but has no {file_key!r}"
-                )
-            legacy = task == DRIVABLE and dataset_dict.get("drivable_legacy", False)
-            masks[task] = read_label_mask(dataset_dict[file_key], task, image_shape, legacy)
-        return masks
-
-    @staticmethod
     def _transform_masks(masks, transforms, image_shape):
-        """Return ``{sem_seg, drivable_seg}`` as HxW long tensors (255 when not labeled)."""
+        """Return ``{sem_seg, drivable_seg}`` as HxW long tensors (255 when not labeled).
+
+        The int64 arrays are made by NumPy in one copy: torch's ``.long()`` and ``torch.full``
+        split a 720p mask over its intra-op threads, which stall (about 10x slower) when another
+        process holds a core, as in the main process of a loader with NUM_WORKERS 0.
+        """
         out = {}
-        for task, (_, out_key) in MASK_KEYS.items():
+        for task, out_key in MASK_KEYS.items():
             if task in masks:
-                mask = np.ascontiguousarray(_transform_labels(transforms, masks[task]))
-                out[out_key] = torch.from_numpy(mask).long()
+                labels = _transform_labels(transforms, masks[task])
+                mask = np.ascontiguousarray(labels, dtype=np.int64)
             else:
-                out[out_key] = torch.full(image_shape, IGNORE_LABEL, dtype=torch.int64)
+                mask = np.full(image_shape, IGNORE_LABEL, dtype=np.int64)
+            out[out_key] = torch.from_numpy(mask)
         return out
 
     @staticmethod

@@ -11,6 +11,7 @@ import numpy as np
 from detectron2.data import detection_utils as utils
 from PIL import UnidentifiedImageError
 
+from lv_adapter.data.datasets.bdd100k import LABEL_KEYS
 from lv_adapter.data.datasets.categories import (
     DRIVABLE,
     DRIVABLE_CLASSES,
@@ -23,6 +24,7 @@ from lv_adapter.data.errors import BadSampleError
 
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
 NUM_MASK_CLASSES = {SEMANTIC: len(SEM_SEG_CLASSES), DRIVABLE: len(DRIVABLE_CLASSES)}
+MASK_TASKS = tuple(NUM_MASK_CLASSES)  # the tasks labeled by a mask file
 
 # Lookup table from the 2018 drivable encoding to the current one (255 stays 255). Applied after
 # the range check, which holds for both encodings (ids 0..2 or 255).
@@ -62,6 +64,36 @@ def _decode_color(path):
     if image is None:
         raise BadSampleError(path, "image cannot be decoded (corrupt, truncated or not an image)")
     return image
+
+
+def check_image_size(dataset_dict, image):
+    """Raise BadSampleError when ``image`` (HxWxC) is not the size ``dataset_dict`` records.
+
+    Like detectron2's ``check_image_size``, this adds ``height``/``width`` when they are missing.
+    """
+    try:
+        utils.check_image_size(dataset_dict, image)
+    except utils.SizeMismatchError as e:
+        raise BadSampleError(dataset_dict["file_name"], str(e)) from None
+
+
+def read_record_mask(dataset_dict, task, image_shape):
+    """Read and validate the mask of ``task`` (in :data:`MASK_TASKS`) that a dataset dict names.
+
+    Args:
+        dataset_dict (dict): holds ``sem_seg_file_name`` / ``drivable_file_name`` (and
+            ``drivable_legacy``) for the tasks it is labeled for.
+        task (str): "semantic" or "drivable".
+        image_shape (tuple[int, int]): (H, W) of the image; the mask must have it.
+
+    Returns:
+        np.ndarray: HxW uint8 class ids (see :func:`read_label_mask`).
+    """
+    key = LABEL_KEYS[task][0]
+    if key not in dataset_dict:
+        raise BadSampleError(dataset_dict["file_name"], f"labeled for {task} but has no {key!r}")
+    legacy = task == DRIVABLE and dataset_dict.get("drivable_legacy", False)
+    return read_label_mask(dataset_dict[key], task, image_shape, legacy)
 
 
 def read_label_mask(path, task, image_shape=None, legacy_drivable=False):

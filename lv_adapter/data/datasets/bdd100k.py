@@ -14,6 +14,7 @@ and returns one Detectron2 dataset dict per image:
 
 The official dataset names are registered by :mod:`lv_adapter.data.datasets.builtin`.
 """
+import collections
 import functools
 import json
 import logging
@@ -43,6 +44,7 @@ from lv_adapter.data.errors import BadSampleError, BadSampleHandler
 __all__ = [
     "LABEL_KEYS",
     "bdd100k_metadata",
+    "format_task_counts",
     "load_bdd100k",
     "merge_by_image",
     "register_bdd100k",
@@ -129,8 +131,17 @@ def load_bdd100k(
             handler(e)
     if handler.count:
         logger.warning(f"skipped {handler.count} bad images/frames while loading {image_root}")
-    logger.info(f"Loaded {len(dicts)} BDD100K images from {image_root}")
+    tasks = [t for t, src in ((DETECTION, det_json), (SEMANTIC, sem_seg_root),
+                              (DRIVABLE, drivable_root)) if src is not None]
+    logger.info(f"Loaded {len(dicts)} BDD100K images from {image_root} "
+                f"(labeled for {format_task_counts(dicts, tasks)})")
     return dicts
+
+
+def format_task_counts(dicts, tasks=TASKS):
+    """``"detection 9, semantic 5, drivable 9"``: how many of ``dicts`` are labeled per task."""
+    counts = collections.Counter(t for d in dicts for t in d.get("labeled_tasks", ()))
+    return ", ".join(f"{task} {counts[task]}" for task in tasks)
 
 
 def _add_detection(entries, bad, det_json, image_root, handler):
@@ -218,20 +229,49 @@ def _box(box2d, det_json, what):
 
 
 def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
-    """Add the masks of ``mask_root`` (files ending in one of ``endings``) to ``entries``."""
+    """Add the masks of ``mask_root`` (files ending in one of ``endings``, in any letter case) to
+    ``entries``; warn about the other files, which label nothing."""
     if not os.path.isdir(mask_root):
         raise BadSampleError(mask_root, f"{task} mask folder not found")
     key = LABEL_KEYS[task][0]
+    strays, num_masks = [], 0
     for entry in sorted(os.scandir(mask_root), key=lambda e: e.name):
-        ending = next((end for end in endings if entry.name.endswith(end)), None)
-        if ending is None or not entry.is_file():
-            continue  # not a label mask (e.g. the 2018 colour maps or stray files)
-        stem = entry.name[: -len(ending)]
+        stem = _mask_stem(entry.name, endings)
+        if stem is None or not entry.is_file():
+            strays.append(entry.name)
+            continue
         record = entries.setdefault(
             stem, {"file_name": os.path.join(image_root, stem + IMAGE_EXT), "sources": []}
         )
+        if task in record:
+            raise BadSampleError(
+                entry.path, f"a second {task} mask of image {stem!r} (first: {record[task][key]})"
+            )
         record["sources"].append(entry.path)
         record[task] = {key: entry.path, **({"drivable_legacy": True} if legacy else {})}
+        num_masks += 1
+    _warn_about_strays(mask_root, strays, num_masks, endings, task)
+
+
+def _mask_stem(file_name, endings):
+    """The image stem a mask file name gives, or None; ``.PNG`` counts as ``.png``."""
+    lower = file_name.lower()
+    ending = next((end for end in endings if lower.endswith(end) and len(lower) > len(end)), None)
+    return None if ending is None else file_name[: -len(ending)]
+
+
+def _warn_about_strays(mask_root, strays, num_masks, endings, task):
+    # Stray names in a mask folder are how a task silently loses its labels (masks renamed,
+    # colour renderings instead of ids): say what was found and which names count.
+    expected = " or ".join(f"<image stem>{end}" for end in endings)
+    if strays:
+        more = f" (and {len(strays) - 5} more)" if len(strays) > 5 else ""
+        shown = ", ".join(strays[:5]) + more
+        count = "1 file" if len(strays) == 1 else f"{len(strays)} files"
+        verb = "matches" if len(strays) == 1 else "match"
+        logger.warning(f"{count} in {mask_root} {verb} no expected mask name ({expected}): {shown}")
+    if num_masks == 0:
+        logger.warning(f"no {task} mask in {mask_root} (expected file names: {expected})")
 
 
 def _finish_record(stem, entry):

@@ -1,0 +1,86 @@
+"""The training set of a config: loaded, counted per task, and checked before training starts."""
+import logging
+
+from detectron2.data import MetadataCatalog
+from detectron2.utils import comm
+
+from lv_adapter import compat
+from lv_adapter.data.datasets.bdd100k import format_task_counts
+from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.data.validation import find_bad_records
+
+__all__ = ["check_files", "check_trained_tasks_are_labeled", "load_train_dicts"]
+
+logger = logging.getLogger(__name__)
+
+# The metadata key that names where each task's labels come from (see register_loader).
+_LABEL_SOURCE_KEYS = {DETECTION: "json_file", SEMANTIC: "sem_seg_root", DRIVABLE: "drivable_root"}
+
+
+def load_train_dicts(cfg):
+    """Dataset dicts of ``cfg.DATASETS.TRAIN`` for training.
+
+    Logs how many images each task has, and refuses a set where a task of ``cfg.MODEL.TASKS``
+    has none: that head would train on nothing while the run looks healthy. With
+    ``DATASETS.CHECK_AT_START`` every file is read and validated first (see :func:`check_files`).
+    """
+    names = list(cfg.DATASETS.TRAIN)
+    dicts = compat.get_detection_dataset_dicts(
+        names, filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
+    )
+    logger.info(f"{', '.join(names)}: {len(dicts)} training images per task: "
+                f"{format_task_counts(dicts)}")
+    check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)
+    if cfg.DATASETS.CHECK_AT_START:
+        dicts = check_files(dicts, cfg.DATASETS.ON_BAD_SAMPLE, cfg.DATALOADER.NUM_WORKERS)
+        check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)
+    return dicts
+
+
+def check_files(dicts, on_bad_sample, num_workers=0):
+    """Read and validate the files of every record; raise on a bad one, or drop it ("skip").
+
+    Each training process checks an equal share and the findings are gathered, so all of them
+    see the same result.
+    """
+    rank, world_size = comm.get_rank(), comm.get_world_size()
+    share = list(range(rank, len(dicts), world_size))
+    found = find_bad_records([dicts[i] for i in share], num_workers, comm.is_main_process())
+    bad = {}
+    for part in comm.all_gather({share[i]: problems for i, problems in found}):
+        bad.update(part)
+    if not bad:
+        logger.info(f"DATASETS.CHECK_AT_START: the files of {len(dicts)} images are fine")
+        return dicts
+    lines = "\n".join(f"  {path}: {problem}" for i in sorted(bad) for path, problem in bad[i])
+    if on_bad_sample == "raise":
+        raise ValueError(
+            f"DATASETS.CHECK_AT_START: {len(bad)} training images have bad files:\n{lines}\n"
+            "Fix or remove them, or set DATASETS.ON_BAD_SAMPLE skip to train without them."
+        )
+    logger.warning(f"DATASETS.CHECK_AT_START: leaving out {len(bad)} images with bad files:\n"
+                   f"{lines}")
+    return [d for i, d in enumerate(dicts) if i not in bad]
+
+
+def check_trained_tasks_are_labeled(dicts, tasks, dataset_names):
+    """Raise ValueError naming the task, the datasets and their label folders when a task of
+    ``tasks`` (``MODEL.TASKS``) labels no record of ``dicts``."""
+    labeled = {task for d in dicts for task in d.get("labeled_tasks", ())}
+    for task in tasks:
+        if task not in labeled:
+            sources = "; ".join(_label_source(name, task) for name in dataset_names)
+            raise ValueError(
+                f"MODEL.TASKS trains {task!r}, but no image of DATASETS.TRAIN "
+                f"{tuple(dataset_names)} is labeled for it. Its labels come from: {sources}. "
+                f"An empty folder or masks under other names give no labels (the loading log "
+                f"names the files it could not match); otherwise drop {task!r} from MODEL.TASKS."
+            )
+
+
+def _label_source(dataset_name, task):
+    metadata = MetadataCatalog.get(dataset_name)
+    source = metadata.get(_LABEL_SOURCE_KEYS[task], None)
+    if source is None:
+        return f"{dataset_name} has no {task} labels"
+    return f"{dataset_name}: {source}"

@@ -1,0 +1,137 @@
+"""Checking a whole data set before training: every file read and validated, every problem kept.
+
+A bad image or mask is otherwise found only when the sampler draws it, possibly hours into a run
+or at the final evaluation. :func:`check_datasets` loads registered datasets, reads every image
+and mask with the readers the mapper uses (:mod:`lv_adapter.data.readers`), and reports all
+problems at once, with a per-task count of images. ``tools/check_dataset.py`` is its command line;
+``DATASETS.CHECK_AT_START`` runs :func:`find_bad_records` on the training set at start-up.
+"""
+import dataclasses
+import multiprocessing
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from tqdm import tqdm
+
+from lv_adapter.data.errors import BadSampleError, collect_skipped
+from lv_adapter.data.readers import (
+    MASK_TASKS,
+    check_image_size,
+    read_image,
+    read_record_mask,
+)
+from lv_adapter.data.summary import format_summary, summarize
+
+__all__ = ["CheckReport", "check_datasets", "find_bad_records", "record_problems"]
+
+
+def record_problems(record):
+    """Every problem of one dataset dict's files, as ``(path, problem)`` pairs (empty: all good).
+
+    The image and each mask are checked on their own, so one bad file does not hide another; a
+    mask is compared with the size the record gives (read from the image header at loading).
+    """
+    problems = []
+    try:
+        check_image_size(dict(record), read_image(record["file_name"]))
+    except BadSampleError as e:
+        problems.append((e.path, e.problem))
+    shape = (record["height"], record["width"])
+    for task in MASK_TASKS:
+        if task in record.get("labeled_tasks", ()):
+            try:
+                read_record_mask(record, task, shape)
+            except BadSampleError as e:
+                problems.append((e.path, e.problem))
+    return problems
+
+
+def find_bad_records(records, num_workers=0, progress=False):
+    """Check ``records`` with :func:`record_problems` in ``num_workers`` processes (0: here).
+
+    Returns:
+        list[tuple[int, list]]: ``(index in records, problems)`` of each record with a problem,
+        in ``records`` order.
+    """
+    bar = tqdm(total=len(records), desc="checking files", unit="image", disable=not progress)
+    if num_workers > 0:
+        with multiprocessing.Pool(num_workers) as pool:
+            found = _collect(pool.imap(record_problems, records, chunksize=8), bar)
+    else:
+        found = _collect(map(record_problems, records), bar)
+    bar.close()
+    return found
+
+
+def _collect(results, bar):
+    found = []
+    for index, problems in enumerate(results):
+        bar.update()
+        if problems:
+            found.append((index, problems))
+    return found
+
+
+@dataclasses.dataclass
+class CheckReport:
+    """What :func:`check_datasets` found.
+
+    Attributes:
+        problems (list[tuple[str, str]]): sorted, distinct ``(file, problem)`` pairs.
+        summaries (dict[str, str]): dataset name -> per-task counts
+            (:func:`~lv_adapter.data.summary.format_summary`).
+    """
+
+    problems: list
+    summaries: dict
+
+    def format(self):
+        lines = list(self.summaries.values())
+        if self.problems:
+            lines.append(f"{len(self.problems)} problems:")
+            lines += [f"  {path}: {problem}" for path, problem in self.problems]
+        else:
+            lines.append("no problems found")
+        return "\n".join(lines)
+
+
+def check_datasets(names, num_workers=0, progress=False):
+    """Load each registered dataset of ``names`` and check every file of every record.
+
+    Loading skips (and reports) bad records instead of stopping at the first; a dataset that
+    cannot be loaded at all, or that labels none of the tasks its metadata promises, is a
+    problem too. A file shared by several datasets is read once.
+    """
+    problems, summaries, records = set(), {}, {}
+    for name in names:
+        dicts = _load(name, problems)
+        if dicts is None:
+            continue
+        summary = summarize(dicts, read_masks=False)
+        summaries[name] = format_summary(name, summary)
+        for task in MetadataCatalog.get(name).get("tasks", ()):
+            if not summary["labeled"][task]:
+                problems.add((name, f"no image is labeled for {task}"))
+        for record in dicts:
+            records.setdefault(_files_of(record), record)
+    unique = list(records.values())
+    for _, found in find_bad_records(unique, num_workers, progress):
+        problems.update(found)
+    return CheckReport(sorted(problems), summaries)
+
+
+def _load(name, problems):
+    """The dicts of dataset ``name`` with bad records skipped; problems go to ``problems``."""
+    try:
+        with collect_skipped() as skipped:
+            dicts = DatasetCatalog.get(name)
+    except (BadSampleError, ValueError) as e:  # a whole label file or folder is unusable
+        problems.add((getattr(e, "path", name), getattr(e, "problem", str(e))))
+        return None
+    problems.update((e.path, e.problem) for e in skipped)
+    return dicts
+
+
+def _files_of(record):
+    return (record["file_name"],) + tuple(
+        record.get(key) for key in ("sem_seg_file_name", "drivable_file_name")
+    )
