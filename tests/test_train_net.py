@@ -1,5 +1,4 @@
 """train_net.py: training, checkpoints and resume, evaluation, several CPU processes."""
-import contextlib
 import os
 import re
 import shutil
@@ -12,7 +11,7 @@ import torch
 from detectron2.engine import default_argument_parser
 
 import train_net
-from conftest import REPO
+from conftest import REPO, umask
 from lv_adapter.engine import SafeCheckpointer
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
@@ -107,15 +106,6 @@ def copy_run(trained, out):
     for name in ("model_0000001.pth", "model_final.pth", "last_checkpoint"):
         shutil.copy2(trained / name, out / name)
     return out
-
-
-@contextlib.contextmanager
-def umask(mask):
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def log_of(output_dir):
