@@ -94,7 +94,8 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        SafeCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        # strict: weights that leave any head unset must not be evaluated as if trained
+        SafeCheckpointer(model, save_dir=cfg.OUTPUT_DIR, strict=True).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         fold_frozen_norms(model.eval())  # this model only predicts from here on

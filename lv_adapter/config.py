@@ -1,9 +1,13 @@
-"""Config keys of lv_adapter, added to a detectron2 ``CfgNode`` by :func:`add_lv_adapter_config`."""
+"""Config keys of lv_adapter, added to a detectron2 ``CfgNode`` by :func:`add_lv_adapter_config`,
+and :func:`validate_config`, which refuses values that would otherwise be accepted silently."""
+import math
+
 import torch
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
-from lv_adapter.data.datasets.categories import DRIVABLE_CLASSES, SEM_SEG_CLASSES, TASKS
+from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE_CLASSES, SEM_SEG_CLASSES, TASKS
+from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES as MASK_FORMER_NODES
 
 
 def build_config(config_file, opts=()):
@@ -11,17 +15,74 @@ def build_config(config_file, opts=()):
 
     Without CUDA the model runs on the CPU whatever ``MODEL.DEVICE`` says, so that the same
     config file runs on a laptop; mixed precision (``SOLVER.AMP.ENABLED``) then is an error.
-    Returns an unfrozen config.
+    Returns an unfrozen config, checked by :func:`validate_config`.
     """
     cfg = get_cfg()
     add_lv_adapter_config(cfg)
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
+    validate_config(cfg)
     if not torch.cuda.is_available():
         if cfg.SOLVER.AMP.ENABLED:
             raise ValueError("SOLVER.AMP.ENABLED needs a CUDA device; set it False on the CPU")
         cfg.MODEL.DEVICE = "cpu"
     return cfg
+
+
+def validate_config(cfg):
+    """Raise a ValueError naming every config key whose value cannot work together with the
+    others, or that the model would use without complaint but wrongly.
+    """
+    problems = _task_problems(cfg) + _hidden_dim_problems(cfg)
+    if problems:
+        raise ValueError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _task_problems(cfg):
+    tasks = list(cfg.MODEL.TASKS)
+    twice = sorted({task for task in tasks if tasks.count(task) > 1})
+    problems = [f"MODEL.TASKS lists {task!r} twice" for task in twice]
+    for key, weight in cfg.MODEL.TASK_WEIGHTS.items():
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            problems.append(f"MODEL.TASK_WEIGHTS.{key} is {weight!r}; it must be a number >= 0")
+    return problems
+
+
+def _hidden_dim_problems(cfg):
+    """Sizes the heads need to agree with: the FPN width, their head count, the position code."""
+    problems = []
+    tasks = set(cfg.MODEL.TASKS)
+    sparse = cfg.MODEL.SPARSE_RCNN
+    if DETECTION in tasks:
+        # RoI features (FPN width) and proposal features meet in the dynamic convolutions.
+        fpn = "fpn" in cfg.MODEL.BACKBONE.NAME.lower()
+        if fpn and sparse.HIDDEN_DIM != cfg.MODEL.FPN.OUT_CHANNELS:
+            problems.append(
+                f"MODEL.SPARSE_RCNN.HIDDEN_DIM ({sparse.HIDDEN_DIM}) must equal "
+                f"MODEL.FPN.OUT_CHANNELS ({cfg.MODEL.FPN.OUT_CHANNELS}): the detection head pools "
+                f"FPN features into proposal features of that size; change one of them"
+            )
+        problems += _heads_problems("MODEL.SPARSE_RCNN", sparse)
+    for task, node in MASK_FORMER_NODES.items():
+        if task in tasks:
+            problems += _heads_problems(f"MODEL.{node}", cfg.MODEL[node], position_code=True)
+    return problems
+
+
+def _heads_problems(prefix, node, position_code=False):
+    """HIDDEN_DIM against NHEADS (and 4, with a sine position code) of one head's node."""
+    problems = []
+    if node.HIDDEN_DIM % node.NHEADS:
+        problems.append(
+            f"{prefix}.HIDDEN_DIM ({node.HIDDEN_DIM}) must be a multiple of {prefix}.NHEADS "
+            f"({node.NHEADS}): attention splits the width among the heads"
+        )
+    if position_code and node.HIDDEN_DIM % 4:
+        problems.append(
+            f"{prefix}.HIDDEN_DIM ({node.HIDDEN_DIM}) must be a multiple of 4: the sine "
+            f"position code splits the width into y, x and sin, cos"
+        )
+    return problems
 
 
 def add_lv_adapter_config(cfg):

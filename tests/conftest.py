@@ -1,5 +1,6 @@
 """Shared fixtures: a small generated BDD100K-format sample set, registered under the official
 names (DETECTRON2_DATASETS points at it before lv_adapter registers them)."""
+import contextlib
 import os
 import shutil
 import tempfile
@@ -21,6 +22,16 @@ def sample_root():
     if not os.path.isdir(os.path.join(SAMPLE_ROOT, "bdd100k")):
         write_sample_bdd100k(SAMPLE_ROOT, num_images=16, width=128, height=72, seed=0)
     return SAMPLE_ROOT
+
+
+@contextlib.contextmanager
+def umask(mask):
+    """Run the body under the file-creation mask ``mask``."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,6 +1,8 @@
 """train_net.py: training, checkpoints and resume, evaluation, several CPU processes."""
 import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 
@@ -10,7 +12,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.engine import default_argument_parser
 
 import train_net
-from conftest import REPO
+from conftest import REPO, umask
 from lv_adapter.engine import SafeCheckpointer
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
@@ -111,3 +113,110 @@ def test_two_cpu_processes_train(sample_root, tmp_path):
     assert "world size: 2" in result.stderr or "Rank of current process: 0. World size: 2" in (
         result.stdout + result.stderr
     )
+
+
+def copy_run(trained, out):
+    """A copy of the trained run's checkpoints in ``out`` (older ones keep older times)."""
+    out.mkdir(exist_ok=True)
+    for name in ("model_0000001.pth", "model_final.pth", "last_checkpoint"):
+        shutil.copy2(trained / name, out / name)
+    return out
+
+
+def log_of(output_dir):
+    return (output_dir / "log.txt").read_text()
+
+
+@pytest.fixture(scope="module")
+def teacher_weights(trained, tmp_path_factory):
+    """A detection teacher's checkpoint of the tiny sizes (its model has only the detection
+    head)."""
+    folder = tmp_path_factory.mktemp("teacher")
+    cfg = train_net.setup(args_for(folder, "MODEL.TASKS", "('detection',)"))
+    SafeCheckpointer(train_net.Trainer.build_model(cfg), save_dir=str(folder)).save("teacher")
+    return str(folder / "teacher.pth")
+
+
+def test_eval_only_refuses_weights_that_leave_heads_unset(teacher_weights, tmp_path):
+    args = args_for(tmp_path, "MODEL.WEIGHTS", teacher_weights, extra=["--eval-only"])
+    with pytest.raises(ValueError, match="lacks .* entries") as error:
+        train_net.main(args)
+    message = str(error.value)
+    assert re.search(r"^  heads\.semantic\.\S+", message, re.MULTILINE), message
+    assert re.search(r"^  heads\.drivable\.\S+", message, re.MULTILINE), message
+    assert "heads.detection" not in message and "backbone" not in message
+    assert len(message.splitlines()) <= 22  # grouped by module, not one line per tensor
+    assert not os.path.exists(tmp_path / "inference")  # nothing evaluated, nothing exported
+
+
+def test_eval_only_without_weights_is_refused(trained, tmp_path):
+    with pytest.raises(ValueError, match="set MODEL.WEIGHTS"):
+        train_net.main(args_for(tmp_path, extra=["--eval-only"]))
+
+
+def test_training_from_partial_weights_warns_and_trains(teacher_weights, tmp_path):
+    train_net.main(args_for(tmp_path, "MODEL.WEIGHTS", teacher_weights, "SOLVER.MAX_ITER", "1",
+                            "DATASETS.TEST", "()"))
+    assert os.path.isfile(tmp_path / "model_final.pth")
+    log = log_of(tmp_path)
+    assert "not found in the checkpoint" in log and "heads.semantic" in log
+
+
+def test_resume_falls_back_past_a_truncated_last_checkpoint(trained, tmp_path):
+    out = copy_run(trained, tmp_path / "run")
+    final = out / "model_final.pth"
+    final.write_bytes(final.read_bytes()[: final.stat().st_size // 2])
+    with umask(0o027):
+        train_net.main(args_for(out, "DATASETS.TEST", "()", extra=["--resume"]))
+    log = log_of(out)
+    assert f"{final}: cannot read this checkpoint; it is truncated or corrupt" in log
+    assert "Falling back to the newest checkpoint before it" in log
+    assert f"Loading from {out / 'model_0000001.pth'}" in log
+    resumed = torch.load(final, weights_only=False)  # written anew, complete
+    assert resumed["iteration"] == 3
+    # Written under the umask like any other file, not 0600.
+    assert stat.S_IMODE(final.stat().st_mode) == 0o640
+    assert stat.S_IMODE((out / "last_checkpoint").stat().st_mode) == 0o640
+
+
+def test_a_corrupt_weights_file_is_named(trained, tmp_path):
+    bad = tmp_path / "weights.pth"
+    bad.write_bytes(b"not a checkpoint")
+    args = args_for(tmp_path, "MODEL.WEIGHTS", str(bad), extra=["--eval-only"])
+    with pytest.raises(RuntimeError, match=f"{re.escape(str(bad))}: cannot read this checkpoint"):
+        train_net.main(args)
+
+
+def test_resume_removes_temporary_files_of_a_killed_save(trained, tmp_path):
+    out = copy_run(trained, tmp_path / "run")
+    (out / ".tmp-3f2a9c.pth").write_bytes(b"half a checkpoint")  # what a kill leaves
+    (out / ".tmp-77b0e1").write_bytes(b"")  # ... while tagging last_checkpoint
+    train_net.main(args_for(out, "DATASETS.TEST", "()", extra=["--resume"]))
+    assert not [name for name in os.listdir(out) if name.startswith(".tmp-")]
+    assert "Removed 2 temporary file(s) of an interrupted save" in log_of(out)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["MODEL.TASK_WEIGHTS.SEMANTIC", "-1.0"], "MODEL.TASK_WEIGHTS.SEMANTIC is -1.0"),
+    (["MODEL.TASKS", "('detection', 'semantic', 'detection')"],
+     "MODEL.TASKS lists 'detection' twice"),
+    (["MODEL.SPARSE_RCNN.HIDDEN_DIM", "16"],
+     r"MODEL.SPARSE_RCNN.HIDDEN_DIM \(16\) must equal MODEL.FPN.OUT_CHANNELS \(32\)"),
+    (["MODEL.SEMANTIC_HEAD.NHEADS", "3"],
+     r"MODEL.SEMANTIC_HEAD.HIDDEN_DIM \(32\) must be a multiple of MODEL.SEMANTIC_HEAD.NHEADS"),
+])
+def test_bad_config_values_are_refused_naming_the_keys(tmp_path, opts, message):
+    with pytest.raises(ValueError, match=message):
+        train_net.main(args_for(tmp_path, *opts))
+
+
+def test_a_missing_datasets_root_names_detectron2_datasets(tmp_path):
+    missing = tmp_path / "no-such-root"
+    env = dict(os.environ, DETECTRON2_DATASETS=str(missing))
+    cmd = [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", TINY,
+           "OUTPUT_DIR", str(tmp_path / "out"), "MODEL.DEVICE", "cpu"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert result.returncode != 0
+    assert f"{missing / 'bdd100k'} not found" in result.stderr, result.stderr[-3000:]
+    assert f"DETECTRON2_DATASETS sets the datasets root that holds bdd100k/ (it is " \
+           f"'{missing}')" in result.stderr

@@ -8,7 +8,8 @@ from lv_adapter.engine.fold_norms import fold_frozen_norms
 
 
 class Predictor:
-    """Loads ``cfg.MODEL.WEIGHTS`` (refusing weights of the wrong shapes) and predicts one
+    """Loads ``cfg.MODEL.WEIGHTS`` (refusing no weights, weights of the wrong shapes and weights
+    that leave part of the model unset, see :class:`SafeCheckpointer`) and predicts one
     image at a time, resized as in evaluation.
 
     Call with an HxWx3 uint8 image in ``cfg.INPUT.FORMAT``; returns the model's output dict at
@@ -17,7 +18,7 @@ class Predictor:
 
     def __init__(self, cfg):
         self.model = build_model(cfg).eval()
-        SafeCheckpointer(self.model).load(cfg.MODEL.WEIGHTS)
+        SafeCheckpointer(self.model, strict=True).load(cfg.MODEL.WEIGHTS)
         fold_frozen_norms(self.model)  # inference only from here on
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
 

@@ -2,9 +2,13 @@
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 
 import cv2
+
+# Temporary files of atomic writes are hidden and start with this; a process killed during a
+# write leaves one behind (see remove_stale_temporaries).
+TEMPORARY_PREFIX = ".tmp-"
 
 
 @contextlib.contextmanager
@@ -12,13 +16,13 @@ def atomic_path(path):
     """Yield a temporary path beside ``path``; on success it is renamed to ``path``.
 
     The rename is atomic on POSIX, so readers see either the old file or the complete new one;
-    if the body raises, the temporary file is removed and ``path`` is untouched.
+    if the body raises, the temporary file is removed and ``path`` is untouched. The file gets
+    the permissions a plain ``open(path, "w")`` would give (0666 less the umask).
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     suffix = os.path.splitext(path)[1]  # keep the extension: encoders pick the format from it
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    os.close(fd)
+    tmp = _create_temporary(folder, suffix)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -26,6 +30,40 @@ def atomic_path(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _create_temporary(folder, suffix):
+    """Create an empty, uniquely named temporary file in ``folder``; return its path.
+
+    Not ``tempfile.mkstemp``: it creates files with mode 0600 whatever the umask, and the
+    rename would hand that mode on to every checkpoint, drawing and export.
+    """
+    while True:
+        tmp = os.path.join(folder, f"{TEMPORARY_PREFIX}{secrets.token_hex(8)}{suffix}")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:  # a name already taken: draw another
+            continue
+
+
+def remove_stale_temporaries(folder):
+    """Remove the temporary files that killed atomic writes left directly in ``folder``.
+
+    Call it only where no other process writes into ``folder`` at the same time.
+    Returns:
+        list[str]: the names of the removed files, sorted.
+    """
+    if not os.path.isdir(folder):
+        return []
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.startswith(TEMPORARY_PREFIX) and os.path.isfile(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+                removed.append(name)
+    return removed
 
 
 def write_json(path, obj, **kwargs):

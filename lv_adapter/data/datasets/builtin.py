@@ -17,14 +17,14 @@ import os
 from lv_adapter.data.datasets.bdd100k import (
     load_bdd100k,
     merge_by_image,
-    register_bdd100k,
     register_loader,
 )
-from lv_adapter.data.datasets.categories import TASKS
+from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.splits import SETTINGS, apply_split, leaked_stems, load_split, make_split
 
 __all__ = [
+    "check_datasets_root",
     "load_multitask",
     "load_setting",
     "official_paths",
@@ -110,12 +110,12 @@ def register_all_bdd100k(root):
     """
     for split in ("train", "val"):
         p = official_paths(root, split)
-        register_bdd100k(f"bdd100k_det_{split}", p["images_100k"], det_json=p["det_json"])
-        register_bdd100k(
-            f"bdd100k_drivable_{split}", p["images_100k"], drivable_root=p["drivable_root"]
+        _register_task(f"bdd100k_det_{split}", root, p["images_100k"], det_json=p["det_json"])
+        _register_task(
+            f"bdd100k_drivable_{split}", root, p["images_100k"], drivable_root=p["drivable_root"]
         )
-        register_bdd100k(
-            f"bdd100k_sem_seg_{split}", p["images_10k"], sem_seg_root=p["sem_seg_root"]
+        _register_task(
+            f"bdd100k_sem_seg_{split}", root, p["images_10k"], sem_seg_root=p["sem_seg_root"]
         )
         multitask = functools.partial(load_multitask, root, split)
         _register_multitask(f"bdd100k_multitask_{split}", root, split, multitask)
@@ -124,11 +124,45 @@ def register_all_bdd100k(root):
         _register_multitask(f"bdd100k_{setting}_train", root, "train", loader)
 
 
+def check_datasets_root(root):
+    """Raise FileNotFoundError when ``<root>/bdd100k`` is missing, saying how to set the root."""
+    base = os.path.join(root, "bdd100k")
+    if os.path.isdir(base):
+        return
+    env = os.environ.get("DETECTRON2_DATASETS")
+    now = f"it is {env!r}" if env is not None else "it is not set, so ./datasets is used"
+    raise FileNotFoundError(
+        f"{base} not found (absolute: {os.path.abspath(base)}). The environment variable "
+        f"DETECTRON2_DATASETS sets the datasets root that holds bdd100k/ ({now}); point it at "
+        f"that folder before starting"
+    )
+
+
+def _checking_root(root, loader):
+    """``loader`` preceded by :func:`check_datasets_root`."""
+    def load():
+        check_datasets_root(root)
+        return loader()
+    return load
+
+
+def _register_task(name, root, image_root, det_json=None, sem_seg_root=None, drivable_root=None):
+    """Register one task's official dataset (what :func:`register_bdd100k` registers, plus the
+    check of the datasets root)."""
+    loader = functools.partial(load_bdd100k, image_root, det_json, sem_seg_root, drivable_root)
+    sources = {DETECTION: det_json, SEMANTIC: sem_seg_root, DRIVABLE: drivable_root}
+    tasks = [task for task, source in sources.items() if source is not None]
+    register_loader(
+        name, _checking_root(root, loader), tasks, image_root=image_root, json_file=det_json,
+        sem_seg_root=sem_seg_root, drivable_root=drivable_root,
+    )
+
+
 def _register_multitask(name, root, split, loader):
     p = official_paths(root, split)
     register_loader(
         name,
-        loader,
+        _checking_root(root, loader),
         TASKS,
         json_file=p["det_json"],
         sem_seg_root=p["sem_seg_root"],
