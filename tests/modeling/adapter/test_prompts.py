@@ -10,7 +10,8 @@ from fvcore.common.checkpoint import Checkpointer
 from lv_adapter import build_config
 from lv_adapter.modeling.adapter import TaskPrompts, build_task_prompts, build_text_encoder
 from lv_adapter.modeling.adapter.prompts import class_names
-from tests.conftest import REPO
+
+from conftest import REPO
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 TASKS = ["detection", "semantic", "drivable"]

@@ -10,7 +10,8 @@ from lv_adapter import build_config
 from lv_adapter.modeling.adapter import HFTextEncoder, OpenCLIPTextEncoder, build_text_encoder
 from lv_adapter.modeling.adapter.text.hf_encoder import mean_pool, resolve_model_folder
 from lv_adapter.modeling.clip_loading import create_clip_model, create_clip_tokenizer
-from tests.conftest import REPO
+
+from conftest import REPO
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 # Prompts of different lengths, so that padding and the end-token positions differ.
