@@ -86,6 +86,9 @@ def _check_supported(src, tower, name):
     where = f"open_clip model {name!r} (MODEL.ADAPTER.TEXT_ENCODER.MODEL)"
     if getattr(src, "cls_emb", None) is not None:
         raise ValueError(f"{where} pools a CLS token; only end-of-text pooling is supported")
+    if getattr(src, "attn_mask", None) is None:
+        # truncation and the shared prefix are exact only under the causal mask
+        raise ValueError(f"{where} has no causal mask; only causal text towers are supported")
     if tower.pool_type != "argmax":
         raise ValueError(f"{where} pools with {tower.pool_type!r}; only 'argmax' is supported")
     if not getattr(tower.transformer, "batch_first", False):
