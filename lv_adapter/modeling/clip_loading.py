@@ -38,3 +38,13 @@ def create_clip_model(name, weights):
         )
     logger.info(f"Building open_clip {name} with weights {weights or '(random)'}")
     return open_clip.create_model(name, pretrained=weights or None, require_pretrained=bool(weights))
+
+
+def create_clip_tokenizer(name):
+    """The tokenizer open_clip pairs with model ``name`` (CLIP's BPE tokenizer for RN50, ViT-B-32).
+
+    Its vocabulary ships inside the open_clip wheel, so this works offline.
+    """
+    import open_clip
+
+    return open_clip.get_tokenizer(name)
