@@ -47,8 +47,9 @@ class LiveTextFeatures(nn.Module):
     The cache is used only in eval mode and only when no gradient is wanted (autograd off, as in
     detectron2's evaluation and predictors, or prompts that learn nothing). It is dropped by
     ``train()`` and by every forward in training mode, and it is keyed on the storage and the
-    in-place version counter of every parameter and buffer of the prompts, so an optimizer step,
-    ``load_state_dict`` or a move to another device in eval mode recomputes it too.
+    in-place version counter of every parameter and buffer of the prompts and on the module's
+    device and dtype, so an optimizer step, ``load_state_dict`` or ``.to(...)`` in eval mode
+    recomputes it too.
 
     Args:
         prompts (nn.Module): ``TaskPrompts``: ``forward() -> {task: [C_task, D]}``, ``output_dim``.
@@ -61,6 +62,9 @@ class LiveTextFeatures(nn.Module):
         self.prompts = prompts
         self.class_counts = dict(class_counts)
         self.output_dim = prompts.output_dim
+        # Follows the module's device and dtype, for the cache key: the prompts may hold tensors
+        # (a frozen text tower) that are neither parameters nor buffers.
+        self.register_buffer("_placement", torch.zeros(0), persistent=False)
         self._cache = None  # (state key, features)
 
     def train(self, mode=True):
@@ -86,7 +90,8 @@ class LiveTextFeatures(nn.Module):
 
     def _state_key(self):
         tensors = itertools.chain(self.prompts.parameters(), self.prompts.buffers())
-        return tuple((t.data_ptr(), t._version) for t in tensors)
+        placement = (self._placement.device, self._placement.dtype)
+        return placement, tuple((t.data_ptr(), t._version) for t in tensors)
 
     def _compute(self):
         features = self.prompts()

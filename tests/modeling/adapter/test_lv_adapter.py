@@ -161,6 +161,12 @@ def test_cache_is_dropped_by_a_training_step_and_by_loading_weights(fake_prompts
         reloaded = text()
     assert not torch.equal(reloaded["semantic"], after["semantic"])
     assert all(torch.equal(f, g) for f, g in zip(reloaded.values(), text.prompts().values()))
+    # So does a move to another device or dtype, even of tensors the key cannot see.
+    calls = text.prompts.calls
+    text.to(torch.float64)
+    with torch.no_grad():
+        assert text()["semantic"].dtype == torch.float64
+    assert text.prompts.calls == calls + 1
 
 
 def test_prompts_with_wrong_class_counts_are_refused(monkeypatch, batch):
@@ -240,8 +246,7 @@ model = build_model(cfg).eval()
 with torch.no_grad():
     model([{"image": torch.zeros(3, 72, 128)}])
 print(json.dumps({
-    "modules": [m for m in ("open_clip", "transformers", "lv_adapter.modeling.adapter.prompts")
-                if m in sys.modules],
+    "modules": [m for m in ("open_clip", "transformers") if m in sys.modules],
     "text_tensors": [n for n, _ in model.adapter.text.named_parameters()]
     + [n for n, _ in model.adapter.text.named_buffers()],
 }))
