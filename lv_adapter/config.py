@@ -88,6 +88,7 @@ def _heads_problems(prefix, node, position_code=False):
 def add_lv_adapter_config(cfg):
     """Add every lv_adapter key, with its default, to ``cfg`` (in place)."""
     _add_task_config(cfg)
+    _add_lv_adapter_keys(cfg)
     _add_data_config(cfg)
     _add_data_check_config(cfg)
     _add_solver_config(cfg)
@@ -233,3 +234,32 @@ def _add_text_config(cfg):
         "a blurry photo of a {}.",
         "a dashcam image of the {}.",
     ]
+
+
+def _add_lv_adapter_keys(cfg):
+    # The LV-Adapter (MODEL.ADAPTER.NAME "LVAdapter"): text features of every task's classes
+    # update P5 (lv_adapter/modeling/adapter/lv_adapter.py). Prompt and text-encoder keys are in
+    # MODEL.ADAPTER.PROMPT and MODEL.ADAPTER.TEXT_ENCODER.
+    # A file from tools/dump_text_features.py: the model reads its text features there and builds
+    # no text encoder (inference). "" = run the prompts through the text encoder.
+    cfg.MODEL.ADAPTER.TEXT_FEATURES_FILE = ""
+    # L2V: P5 tokens (+ 2D sine positions) attend to the text features, projected to the FPN
+    # width; the decoder output updates P5 through a per-channel scale starting at INIT_SCALE.
+    # ENABLED False (table 4, rows 3-4): the text features reach P5 through per-class cosine
+    # score maps and a linear layer instead (TextScoreFusion), with the same residual scale.
+    cfg.MODEL.ADAPTER.L2V = CN()
+    cfg.MODEL.ADAPTER.L2V.ENABLED = True
+    cfg.MODEL.ADAPTER.L2V.NUM_LAYERS = 1
+    # Heads, FFN width and dropout of every decoder layer (L2V's and V2L's); NHEADS must divide
+    # MODEL.FPN.OUT_CHANNELS.
+    cfg.MODEL.ADAPTER.L2V.NHEADS = 8
+    cfg.MODEL.ADAPTER.L2V.DIM_FEEDFORWARD = 2048
+    cfg.MODEL.ADAPTER.L2V.DROPOUT = 0.1
+    # Start value of the residual scales (L2V's and V2L's): small, so the adapter starts close
+    # to the identity and the pre-trained features pass through.
+    cfg.MODEL.ADAPTER.L2V.INIT_SCALE = 1e-4
+    # V2L: before L2V the text features attend to the P5 tokens (per image), updated through a
+    # residual scale; layers are built like L2V's.
+    cfg.MODEL.ADAPTER.V2L = CN()
+    cfg.MODEL.ADAPTER.V2L.ENABLED = False
+    cfg.MODEL.ADAPTER.V2L.NUM_LAYERS = 1

@@ -9,8 +9,10 @@ from torch import nn
 
 ADAPTER_REGISTRY = Registry("ADAPTER")
 ADAPTER_REGISTRY.__doc__ = """
-Adapters between the FPN and the heads. Called as ``cls(cfg, input_shape)`` with the FPN's
-``dict[str, ShapeSpec]``; ``forward(features)`` returns a dict with the same keys and shapes.
+Adapters between the FPN and the heads. Called as ``cls(cfg, input_shape, top_block=...)`` with
+the FPN's ``dict[str, ShapeSpec]`` and the FPN's top block (``LastLevelMaxPool`` in the standard
+build, or None), which an adapter that changes P5 needs to recompute the levels above it.
+``forward(features)`` returns a dict with the same keys and shapes.
 """
 
 
@@ -18,13 +20,19 @@ Adapters between the FPN and the heads. Called as ``cls(cfg, input_shape)`` with
 class IdentityAdapter(nn.Module):
     """No adaptation: the heads see the FPN features as they are."""
 
-    def __init__(self, cfg=None, input_shape=None):
+    def __init__(self, cfg=None, input_shape=None, top_block=None):
         super().__init__()
 
     def forward(self, features):
         return features
 
 
-def build_adapter(cfg, input_shape):
-    """Build the adapter named by ``cfg.MODEL.ADAPTER.NAME``."""
-    return ADAPTER_REGISTRY.get(cfg.MODEL.ADAPTER.NAME)(cfg, input_shape)
+def build_adapter(cfg, input_shape, top_block=None):
+    """Build the adapter named by ``cfg.MODEL.ADAPTER.NAME``.
+
+    Args:
+        input_shape (dict[str, ShapeSpec]): the FPN's output shapes, in the FPN's level order.
+        top_block (nn.Module or None): the FPN's ``top_block`` (it is not copied: the adapter
+            calls the backbone's own module).
+    """
+    return ADAPTER_REGISTRY.get(cfg.MODEL.ADAPTER.NAME)(cfg, input_shape, top_block=top_block)

@@ -127,7 +127,7 @@ class MultiTaskModel(nn.Module):
         shape = backbone.output_shape()
         return {
             "backbone": backbone,
-            "adapter": build_adapter(cfg, shape),
+            "adapter": build_adapter(cfg, shape, top_block=getattr(backbone, "top_block", None)),
             "heads": {task: TASKS[task].build(cfg, shape) for task in cfg.MODEL.TASKS},
             "task_weights": {t: cfg.MODEL.TASK_WEIGHTS[t.upper()] for t in cfg.MODEL.TASKS},
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
