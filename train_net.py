@@ -15,6 +15,8 @@ from detectron2.data import (
 )
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from lv_adapter import compat
 from lv_adapter.config import build_config
@@ -25,7 +27,9 @@ from lv_adapter.engine import (
     SafeCheckpointer,
     build_lr_scheduler,
     build_optimizer,
+    build_stage_hooks,
     fold_frozen_norms,
+    stage_ddp_options,
 )
 from lv_adapter.evaluation import build_multitask_evaluator
 
@@ -33,13 +37,18 @@ from lv_adapter.evaluation import build_multitask_evaluator
 class Trainer(DefaultTrainer):
     """DefaultTrainer with the multi-task mapper, evaluators, optimizer and checkpointer."""
 
+    def __init__(self, cfg):
+        # The adapt stage (SOLVER.ADAPT_ITERS) leaves the ResNet out of the loss: DDP must know.
+        with compat.ddp_options(**stage_ddp_options(cfg)):
+            super().__init__(cfg)
+
     def build_hooks(self):
         # DefaultTrainer.__init__ made a plain DetectionCheckpointer just before calling this;
         # swap it before the checkpoint hook captures it.
         self.checkpointer = SafeCheckpointer(
             self.checkpointer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
         )
-        return super().build_hooks()
+        return build_stage_hooks(self.cfg) + super().build_hooks()
 
     def train(self):
         """Train; return the results of the final evaluation (None without test datasets).
@@ -87,6 +96,8 @@ def setup(args):
     cfg = build_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    # default_setup logs only "detectron2" and "fvcore"; lv_adapter's messages belong in log.txt.
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="lv_adapter")
     set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)
     return cfg
 
