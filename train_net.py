@@ -96,8 +96,10 @@ def setup(args):
     cfg = build_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
-    # default_setup logs only "detectron2" and "fvcore"; lv_adapter's messages belong in log.txt.
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="lv_adapter")
+    # default_setup logs only "detectron2" and "fvcore"; lv_adapter's messages belong in log.txt
+    # too. Still propagating, so that handlers on the root logger (pytest's caplog) see them.
+    logger = setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="lv_adapter")
+    logger.propagate = True
     set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)
     return cfg
 

@@ -1,4 +1,4 @@
-"""Pretrain-adapt-finetune through train_net.py: what the adapt stage freezes, the switch, resume."""
+"""Pretrain-adapt-finetune through train_net.py: what the adapt stage freezes, switch, resume."""
 import os
 import shutil
 import subprocess
@@ -93,7 +93,8 @@ def test_finetune_stage_trains_the_resnet(adapt_run):
 def test_the_switch_is_logged(adapt_run):
     log = (adapt_run / "log.txt").read_text()
     assert "starting at iteration 0 in the adapt stage" in log
-    assert "Iteration 3: the adapt stage ends, the finetune stage begins" in log
+    switch = log.index("Iteration 3: the adapt stage ends, the finetune stage begins")
+    assert 0 < log.find("copypaste: ") < switch  # the evaluation in the adapt stage ran
 
 
 def resume_from(run, checkpoint, tmp_path, max_iter):
