@@ -96,6 +96,10 @@ def test_plain_and_swav_style_checkpoints(resnet50, tmp_path):
     converted, _ = convert(tmp_path, {"model": swav})
     assert converted.encoder_prefix == "model.module."
     assert all(torch.equal(converted.weights[k], plain.weights[k]) for k in plain.weights)
+    # OpenSelfSup's BYOL / DenseCL: online and target networks of (backbone, neck).
+    byol = {f"{net}.0.{k}": v for k, v in state.items() for net in ("online_net", "target_net")}
+    byol["online_net.1.mlp.0.weight"] = torch.randn(3, 8)
+    assert convert(tmp_path, {"state_dict": byol})[0].encoder_prefix == "state_dict.online_net.0."
 
 
 def test_ambiguous_incomplete_and_unsafe_checkpoints_are_refused(resnet50, tmp_path):

@@ -20,8 +20,9 @@ __all__ = ["ResNetConversion", "convert_torchvision_resnet", "load_checkpoint", 
 
 # Where detectron2 models keep the ResNet.
 TARGET_PREFIX = "backbone.bottom_up."
-# Encoders that only exist to teach the online one (MoCo's key encoder, BYOL's target, EMAs).
-_AUXILIARY_ENCODER = re.compile(r"encoder_k|momentum|target|teacher|ema", re.IGNORECASE)
+# Encoders that only exist to teach the online one (MoCo's key encoder, BYOL's target, EMAs),
+# recognised by a component of their prefix.
+_AUXILIARY_ENCODER = re.compile(r"^(encoder_k|ema|(momentum|target|teacher)\w*|\w*_ema)$")
 _NORM = r"(weight|bias|running_mean|running_var)"
 # torchvision name (relative to the encoder) -> detectron2 name.
 _RULES = [
@@ -85,7 +86,8 @@ def _find_encoder(tensors, prefix, source):
         if prefix not in candidates:
             raise ValueError(f"{source}: no ResNet under prefix {prefix!r}; found {candidates}")
         return prefix
-    online = [c for c in candidates if not _AUXILIARY_ENCODER.search(c)]
+    online = [c for c in candidates
+              if not any(_AUXILIARY_ENCODER.match(part) for part in c.split("."))]
     if len(online) == 1:
         return online[0]
     if not candidates:
