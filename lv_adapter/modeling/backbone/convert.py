@@ -7,6 +7,8 @@ DataParallel, an ``encoder_q.`` / ``backbone.`` prefix from the method, next to 
 encoder, projection heads and optimizer state. The encoder is found by its layout (a
 ``conv1.weight`` with a ``layer1.0.conv1.weight`` beside it), not by a list of known prefixes.
 """
+import os
+import pickle
 import re
 from collections import Counter
 from typing import NamedTuple
@@ -49,11 +51,11 @@ class ResNetConversion(NamedTuple):
 
 def load_checkpoint(path, trust_pickle=False):
     """``torch.load`` a checkpoint on the CPU; arbitrary pickled objects only if trusted."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
-    except Exception as e:  # the unpickler raises several types for unsupported objects
-        if trust_pickle:
-            raise
+    except pickle.UnpicklingError as e:  # what weights_only raises for other objects
         raise ValueError(
             f"{path} holds objects other than tensors and plain containers ({e}); if you trust "
             "the file, load it with trust_pickle=True (tools/convert_pretrained.py --trust-pickle)"
