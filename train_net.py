@@ -24,7 +24,9 @@ from lv_adapter.engine import (
     SafeCheckpointer,
     build_lr_scheduler,
     build_optimizer,
+    build_stage_hooks,
     fold_frozen_norms,
+    stage_ddp_options,
 )
 from lv_adapter.evaluation import build_multitask_evaluator
 
@@ -32,13 +34,18 @@ from lv_adapter.evaluation import build_multitask_evaluator
 class Trainer(DefaultTrainer):
     """DefaultTrainer with the multi-task mapper, evaluators, optimizer and checkpointer."""
 
+    def __init__(self, cfg):
+        # The adapt stage (SOLVER.ADAPT_ITERS) leaves the ResNet out of the loss: DDP must know.
+        with compat.ddp_options(**stage_ddp_options(cfg)):
+            super().__init__(cfg)
+
     def build_hooks(self):
         # DefaultTrainer.__init__ made a plain DetectionCheckpointer just before calling this;
         # swap it before the checkpoint hook captures it.
         self.checkpointer = SafeCheckpointer(
             self.checkpointer.model, self.cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
         )
-        return super().build_hooks()
+        return build_stage_hooks(self.cfg) + super().build_hooks()
 
     def train(self):
         """Train; return the results of the final evaluation (None without test datasets).
@@ -84,8 +91,10 @@ def setup(args):
     cfg = build_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
-    # lv_adapter's records (loading counts, skipped samples) go to log.txt like detectron2's.
-    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="lv_adapter")
+    # default_setup logs only "detectron2" and "fvcore"; lv_adapter's messages belong in log.txt
+    # too. Still propagating, so that handlers on the root logger (pytest's caplog) see them.
+    logger = setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="lv_adapter")
+    logger.propagate = True
     set_default_policy(cfg.DATASETS.ON_BAD_SAMPLE)
     return cfg
 

@@ -3,6 +3,7 @@
 Supported: detectron2 0.6 (what ``tools/setup_env.sh`` builds from PyPI's ``pb1-detectron2`` sdist,
 without C++ ops) and detectron2 built from its main branch (what GPU users install from git).
 """
+import contextlib
 import importlib
 import logging
 import sys
@@ -90,9 +91,30 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
     main_func(*args)
 
 
+# Extra DistributedDataParallel arguments, set by `ddp_options`.
+_DDP_OPTIONS = {}
+
+
+@contextlib.contextmanager
+def ddp_options(**kwargs):
+    """Pass ``kwargs`` to the DistributedDataParallel wrappers created inside this block.
+
+    DefaultTrainer.__init__ wraps the model with fixed arguments; this is how a trainer adds
+    some (e.g. ``find_unused_parameters``) without copying that constructor.
+    """
+    saved = dict(_DDP_OPTIONS)
+    _DDP_OPTIONS.update(kwargs)
+    try:
+        yield
+    finally:
+        _DDP_OPTIONS.clear()
+        _DDP_OPTIONS.update(saved)
+
+
 def _create_ddp_model_on_any_device(model, **kwargs):
     """detectron2's ``create_ddp_model``, which passes ``device_ids=[local rank]`` even for a CPU
-    model; DistributedDataParallel needs ``device_ids=None`` there."""
+    model; DistributedDataParallel needs ``device_ids=None`` there. Adds `ddp_options`."""
+    kwargs = {**_DDP_OPTIONS, **kwargs}
     if comm.get_world_size() > 1 and "device_ids" not in kwargs:
         if next(model.parameters()).device.type == "cpu":
             kwargs["device_ids"] = None

@@ -95,6 +95,7 @@ def add_lv_adapter_config(cfg):
     _add_sparse_rcnn_config(cfg)
     _add_mask_former_config(cfg)
     _add_text_config(cfg)
+    _add_stage_and_backbone_config(cfg)
 
 
 def _add_task_config(cfg):
@@ -263,3 +264,20 @@ def _add_lv_adapter_keys(cfg):
     cfg.MODEL.ADAPTER.V2L = CN()
     cfg.MODEL.ADAPTER.V2L.ENABLED = False
     cfg.MODEL.ADAPTER.V2L.NUM_LAYERS = 1
+
+
+def _add_stage_and_backbone_config(cfg):
+    # Pretrain-adapt-finetune: the first ADAPT_ITERS iterations train with the ResNet
+    # (backbone.bottom_up) frozen, weights and batch-norm statistics; then everything learns.
+    # 0 = pretrain-finetune. Epochs -> iterations: epochs * images / SOLVER.IMS_PER_BATCH.
+    cfg.SOLVER.ADAPT_ITERS = 0
+    # CLIP's image trunk as the ResNet (MODEL.BACKBONE.NAME "build_clip_resnet_fpn_backbone").
+    cfg.MODEL.CLIP = CN()
+    # An open_clip model name with a ResNet image tower: RN50, RN101, RN50x4, ...
+    cfg.MODEL.CLIP.NAME = "RN50"
+    # open_clip pretrained tag ("openai" needs the model hub), a local checkpoint file of the
+    # whole CLIP model, or "" for random weights.
+    cfg.MODEL.CLIP.WEIGHTS = "openai"
+    # "FrozenBN": the pre-trained batch norms stay fixed (affine, as MODEL.RESNETS.NORM
+    # "FrozenBN"); "BN": they learn, statistics included.
+    cfg.MODEL.CLIP.NORM = "FrozenBN"

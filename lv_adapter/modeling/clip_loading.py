@@ -37,7 +37,9 @@ def create_clip_model(name, weights):
             f"(tags: {open_clip.list_pretrained_tags_by_model(name)})"
         )
     logger.info(f"Building open_clip {name} with weights {weights or '(random)'}")
-    return open_clip.create_model(name, pretrained=weights or None, require_pretrained=bool(weights))
+    return open_clip.create_model(
+        name, pretrained=weights or None, require_pretrained=bool(weights)
+    )
 
 
 def create_clip_tokenizer(name):
