@@ -188,6 +188,14 @@ def _add_mask_former_config(cfg):
             "MASK_DIM": 256,
             "CONVS_DIM": 256,
             "NORM": "GN",
+            # "maskformer": MaskFormer's pixel decoder (3x3 conv + norm + ReLU per level on a
+            # top-down path, 3x3 mask-feature conv); "light": the FPN levels summed, 1x1
+            # projections (cheaper on CPUs). See lv_adapter/modeling/segmentation/pixel_decoder.py.
+            "PIXEL_DECODER": "maskformer",
+            # Semantic inference: "masks" upsamples the Q mask logits to the input size before
+            # the sigmoid (MaskFormer's order); "scores" applies the sigmoid at stride 4 and
+            # upsamples the K class scores (cheaper, slightly different labels).
+            "INFERENCE_UPSAMPLE": "masks",
             # Cross-entropy weight of "no object"; most queries are unmatched.
             "NO_OBJECT_WEIGHT": 0.1,
             # The same weights weigh the matching costs and the losses.

@@ -4,11 +4,16 @@
 Inference: seconds per 1280x720 image of each model (random weights: speed does not depend on
 them), interleaved over rounds in the same process, and the ratio multi-task / sum of teachers.
 Training (``--train``): seconds per step at batch 2 and the peak resident memory, each model in
-its own process so that peaks do not mix.
+its own process so that peaks do not mix. MaskFormer head variants (``--heads``): the R50
+semantic teacher with each pixel decoder and each inference order, interleaved the same way.
+Config overrides (KEY VALUE ...) at the end apply to every model.
 
     python tools/benchmark_speed.py --rounds 3
     python tools/benchmark_speed.py --train --steps 3
+    python tools/benchmark_speed.py --heads --rounds 5
+    python tools/benchmark_speed.py --train --steps 3 MODEL.SEMANTIC_HEAD.PIXEL_DECODER light
 """
+import itertools
 import argparse
 import json
 import os
@@ -26,6 +31,7 @@ from tqdm import tqdm
 
 from lv_adapter import build_config
 from lv_adapter.engine import fold_frozen_norms
+from lv_adapter.modeling.segmentation import PIXEL_DECODERS, UPSAMPLE_ORDERS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
@@ -63,9 +69,8 @@ def inference_seconds(model, image):
     return time.perf_counter() - start
 
 
-def benchmark_inference(rounds):
-    models = {name: load_model(cfg, train=False) for name, cfg in MODELS.items()}
-    models[NCHW] = load_model(MODELS["multi-task R50"], False, ["MODEL.CHANNELS_LAST", False])
+def median_inference_seconds(models, rounds):
+    """{name: model} -> {name: median seconds per image}, the models interleaved per round."""
     image = random_image(0)
     for model in models.values():  # warm-up: first calls allocate
         inference_seconds(model, image)
@@ -73,7 +78,14 @@ def benchmark_inference(rounds):
     for r in tqdm(range(rounds), desc="rounds"):
         for name, model in models.items():
             times[name].append(inference_seconds(model, random_image(r + 1)))
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def benchmark_inference(rounds, opts=()):
+    models = {name: load_model(cfg, False, opts) for name, cfg in MODELS.items()}
+    models[NCHW] = load_model(MODELS["multi-task R50"], False,
+                              [*opts, "MODEL.CHANNELS_LAST", False])
+    medians = median_inference_seconds(models, rounds)
     teachers = sum(v for k, v in medians.items() if k.startswith("teacher"))
     print(f"inference, 1280x720, {torch.get_num_threads()} threads, median of {rounds} rounds:")
     for name, sec in medians.items():
@@ -102,9 +114,24 @@ def training_batch():
     return batch
 
 
-def train_steps(config_name, steps):
+def benchmark_heads(rounds, opts=()):
+    """The semantic teacher with each MaskFormer pixel decoder and inference order."""
+    models = {}
+    for decoder, order in itertools.product(PIXEL_DECODERS, UPSAMPLE_ORDERS):
+        variant = ["MODEL.SEMANTIC_HEAD.PIXEL_DECODER", decoder,
+                   "MODEL.SEMANTIC_HEAD.INFERENCE_UPSAMPLE", order]
+        models[f"{decoder} decoder, upsample {order}"] = load_model(
+            MODELS["teacher semantic R50"], False, [*opts, *variant])
+    medians = median_inference_seconds(models, rounds)
+    print(f"teacher semantic R50 inference, 1280x720, {torch.get_num_threads()} threads, "
+          f"median of {rounds} rounds:")
+    for name, sec in medians.items():
+        print(f"  {name:34s} {sec:6.2f} s/image")
+
+
+def train_steps(config_name, steps, opts=()):
     """Run in a child process: print JSON with seconds per step and peak RSS in MiB."""
-    model = load_model(config_name, train=True)
+    model = load_model(config_name, True, opts)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     batch = training_batch()
     times = []
@@ -119,10 +146,11 @@ def train_steps(config_name, steps):
     print(json.dumps({"step_s": statistics.median(times[1:]), "peak_mib": peak}))
 
 
-def benchmark_training(steps):
+def benchmark_training(steps, opts=()):
     print(f"training at batch 2 (1280x720), median of {steps} steps after one warm-up:")
     for name, config_name in MODELS.items():
-        cmd = [sys.executable, __file__, "--child-train", config_name, "--steps", str(steps)]
+        cmd = [sys.executable, __file__, "--child-train", config_name, "--steps", str(steps),
+               *opts]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         print(f"  {name:24s} {result['step_s']:6.1f} s/step  peak {result['peak_mib']:7.0f} MiB")
@@ -133,15 +161,21 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="timed inference rounds")
     parser.add_argument("--train", action="store_true", help="benchmark training steps instead")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
+    parser.add_argument("--heads", action="store_true",
+                        help="time the MaskFormer pixel decoders and inference orders instead")
     parser.add_argument("--child-train", help=argparse.SUPPRESS)
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="config overrides for every model (KEY VALUE ...)")
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
     args = parse_args()
     if args.child_train:
-        train_steps(args.child_train, args.steps)
+        train_steps(args.child_train, args.steps, args.opts)
     elif args.train:
-        benchmark_training(args.steps)
+        benchmark_training(args.steps, args.opts)
+    elif args.heads:
+        benchmark_heads(args.rounds, args.opts)
     else:
-        benchmark_inference(args.rounds)
+        benchmark_inference(args.rounds, args.opts)

@@ -34,8 +34,23 @@ class SetCriterion(nn.Module):
         raise NotImplementedError
 
     def loss_terms(self, outputs, targets, matches, num_targets):
-        """Return ``{term: scalar loss}``, each normalized by ``num_targets`` as the term needs."""
+        """Return ``{term: scalar loss}``, each normalized by ``num_targets`` as the term needs.
+
+        A subclass that adds counts in :meth:`local_counts` receives them as further keyword
+        arguments, averaged over processes like ``num_targets``.
+        """
         raise NotImplementedError
+
+    def local_counts(self, outputs, targets):
+        """The sums this process contributes to the loss normalizers.
+
+        Returns ``{name: (local sum, least global value)}``; :meth:`normalizers` averages each
+        sum over processes. A loss term that divides its local sum by such an average is, under
+        DistributedDataParallel's averaging of gradients, the single-process loss on the union of
+        the batches, also when a process holds no image of this task. ``outputs`` is None and
+        ``targets`` empty in a process that joins the collective call without images.
+        """
+        return {"num_targets": (float(sum(len(t["labels"]) for t in targets)), 1.0)}
 
     def forward(self, stage_outputs, targets):
         """
@@ -48,12 +63,12 @@ class SetCriterion(nn.Module):
             dict[str, Tensor]: weighted scalar losses.
         """
         device = next(iter(stage_outputs[-1].values())).device
-        num_targets = self.num_targets(targets, device)
+        normalizers = self.normalizers(stage_outputs[-1], targets, device)
         stages = stage_outputs if self.deep_supervision else stage_outputs[-1:]
         losses = {}
         for i, outputs in enumerate(stages):
             matches = self.match(outputs, targets)
-            terms = self.loss_terms(outputs, targets, matches, num_targets)
+            terms = self.loss_terms(outputs, targets, matches, **normalizers)
             for term, value in terms.items():
                 losses[self._key(term, i, len(stages))] = value * self.weights[term]
         return losses
@@ -85,16 +100,20 @@ class SetCriterion(nn.Module):
             costs.append(sum(self.weights[term] * cost for term, cost in image_costs.items()))
         return hungarian_match(costs)
 
-    @staticmethod
-    def num_targets(targets, device):
-        """Targets in the batch averaged over processes, at least 1 (no division by zero).
+    def normalizers(self, outputs, targets, device):
+        """:meth:`local_counts` averaged over processes, each at least its least value.
 
-        Several processes: this is a collective call, so a process whose batch has no image of
-        this task must still call it (with no targets) whenever the others compute the loss.
+        Several processes: this is one collective call, so a process whose batch has no image of
+        this task must still make it (``outputs=None, targets=[]``) whenever the others compute
+        the loss.
         """
-        num = torch.as_tensor(
-            [float(sum(len(t["labels"]) for t in targets))], dtype=torch.float32, device=device
+        counts = self.local_counts(outputs, targets)
+        sums = torch.as_tensor(
+            [value for value, _ in counts.values()], dtype=torch.float32, device=device
         )
         if comm.get_world_size() > 1:
-            torch.distributed.all_reduce(num)
-        return torch.clamp(num / comm.get_world_size(), min=1).item()
+            torch.distributed.all_reduce(sums)
+        means = (sums / comm.get_world_size()).tolist()
+        return {
+            name: max(mean, least) for (name, (_, least)), mean in zip(counts.items(), means)
+        }

@@ -1,4 +1,6 @@
 """The MaskFormer head: criterion, inference, forward passes and a short overfit run."""
+import os
+
 import pytest
 import torch
 from detectron2.config import get_cfg
@@ -10,8 +12,11 @@ from lv_adapter.config import add_lv_adapter_config
 from lv_adapter.data.datasets.categories import DRIVABLE, SEMANTIC
 from lv_adapter.modeling.segmentation import (
     CONFIG_NODES,
+    PIXEL_DECODERS,
+    LightPixelDecoder,
     MaskFormerCriterion,
     MaskFormerHead,
+    MaskFormerPixelDecoder,
     resize_target_masks,
     semantic_inference,
 )
@@ -28,6 +33,7 @@ def tiny_cfg():
         cfg.MODEL[node].merge_from_list([
             "NUM_QUERIES", 6, "HIDDEN_DIM", 32, "NHEADS", 4, "DEC_LAYERS", 2,
             "DIM_FEEDFORWARD", 64, "DROPOUT", 0.0, "MASK_DIM", 32, "CONVS_DIM", 32,
+            "PIXEL_DECODER", "light",  # the CPU configs' decoder; both are tested below
         ])
     return cfg
 
@@ -130,7 +136,11 @@ def test_matcher_assigns_each_segment_its_query():
 def test_class_loss_weighs_no_object_down():
     logits = torch.randn(1, 2, 4, generator=torch.Generator().manual_seed(0))
     matches = [(torch.tensor([0]), torch.tensor([0]))]
-    loss = criterion().class_loss(logits, [{"labels": torch.tensor([1])}], matches)
+    targets = [{"labels": torch.tensor([1])}]
+    # One process: the normalizer is the batch's weight sum, 1 matched + 0.1 no object.
+    norms = criterion().normalizers({"pred_logits": logits}, targets, "cpu")
+    assert norms["class_weight_sum"] == pytest.approx(1.1)
+    loss = criterion().class_loss(logits, targets, matches, norms["class_weight_sum"])
     nll = -logits[0].log_softmax(-1)
     expected = (1.0 * nll[0, 1] + 0.1 * nll[1, 3]) / 1.1
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -171,6 +181,31 @@ def test_target_masks_are_downsampled_by_majority():
     assert resize_target_masks(masks[:0], (2, 2)).shape == (0, 2, 2)
 
 
+def test_matching_targets_keep_a_one_pixel_pole():
+    # A 1-pixel-wide pole at 32x32 covers a quarter of each 4x4 cell: no majority anywhere,
+    # and nearest sampling (columns 0, 4, 8, ...) misses column 9.
+    pole = torch.zeros(1, 32, 32, dtype=torch.bool)
+    pole[0, :, 9] = True
+    assert resize_target_masks(pole, (8, 8)).sum() == 0
+    assert F.interpolate(pole[None].float(), size=(8, 8), mode="nearest").sum() == 0
+    kept = resize_target_masks(pole, (8, 8), mode="any")
+    assert kept[0, :, 2].all() and kept.sum() == 8  # column 9 lies in cell column 2
+    # Through the criterion: query 1 predicts the pole; query 0 a shorter wrong column, which an
+    # empty matching target would prefer (fewer false positives). Same class for both.
+    right, wrong = torch.zeros(8, 8, dtype=torch.bool), torch.zeros(8, 8, dtype=torch.bool)
+    right[:, 2], wrong[:4, 6] = True, True
+    outputs = prediction({0: (1, wrong), 1: (1, right)})
+    crit = criterion(loss_stride=1)
+    targets = [crit._prepare({"labels": torch.tensor([1]), "masks": pole}, (8, 8))]
+    ((queries, _),) = crit.match(outputs, targets)
+    assert queries.tolist() == [1]
+
+
+def test_resize_mode_must_be_known():
+    with pytest.raises(ValueError, match="mode"):
+        resize_target_masks(torch.ones(1, 4, 4), (2, 2), mode="nearest")
+
+
 def test_semantic_inference_marginalizes_queries():
     g = torch.Generator().manual_seed(0)
     logits, masks = torch.randn(2, 5, 4, generator=g), torch.randn(2, 5, 3, 3, generator=g)
@@ -188,6 +223,72 @@ def test_semantic_inference_marginalizes_queries():
     torch.testing.assert_close(
         again, semantic_inference(logits[:, 1:], masks[:, 1:], (6, 6)), atol=1e-6, rtol=0
     )
+
+
+def test_inference_orders_differ_and_masks_is_maskformers():
+    g = torch.Generator().manual_seed(0)
+    logits, masks = torch.randn(2, 5, 4, generator=g), 3 * torch.randn(2, 5, 4, 4, generator=g)
+    by_masks = semantic_inference(logits, masks, (16, 16), "masks")
+    by_scores = semantic_inference(logits, masks, (16, 16), "scores")
+    # MaskFormer's order, written out: each query's logits upsampled, then the sigmoid.
+    probs = logits.softmax(-1)[..., :3]
+    expected = torch.zeros(2, 3, 16, 16)
+    for q in range(5):
+        mask = F.interpolate(masks[:, q:q + 1], size=(16, 16), mode="bilinear",
+                             align_corners=False).sigmoid()
+        expected += probs[:, q, :, None, None] * mask
+    torch.testing.assert_close(by_masks, expected)
+    # The sigmoid does not commute with the interpolation: the labels differ somewhere.
+    assert (by_masks - by_scores).abs().max() > 1e-3
+    assert (by_masks.argmax(1) != by_scores.argmax(1)).any()
+    with pytest.raises(ValueError, match="upsample"):
+        semantic_inference(logits, masks, (16, 16), "pixels")
+
+
+@pytest.mark.parametrize("order", ["masks", "scores"])
+def test_head_honours_inference_upsample(order):
+    cfg = tiny_cfg()
+    cfg.MODEL.SEMANTIC_HEAD.INFERENCE_UPSAMPLE = order
+    head = build_head(SEMANTIC, cfg).eval()
+    features = random_features(1, 64)
+    with torch.no_grad():
+        scores, _ = head(features)
+        mask_features = head.pixel_decoder([features[n] for n in head.in_features])
+        (last,) = head.predictor(features["p5"], mask_features)
+    expected = semantic_inference(last["pred_logits"], last["pred_masks"], (64, 64), order)
+    torch.testing.assert_close(scores, expected)
+
+
+@pytest.mark.parametrize("key, value", [("PIXEL_DECODER", "fpn"), ("INFERENCE_UPSAMPLE", "both")])
+def test_unknown_head_option_names_the_key(key, value):
+    cfg = tiny_cfg()
+    cfg.MODEL.DRIVABLE_HEAD[key] = value
+    with pytest.raises(ValueError, match=f"MODEL.DRIVABLE_HEAD.{key} is '{value}'"):
+        build_head(DRIVABLE, cfg)
+
+
+@pytest.mark.parametrize("name", sorted(PIXEL_DECODERS))
+def test_pixel_decoders_give_stride_4_mask_features_and_gradients(name):
+    torch.manual_seed(0)
+    decoder = PIXEL_DECODERS[name]([16, 24, 32, 48], conv_dim=32, mask_dim=8, norm="GN")
+    features = [torch.randn(2, c, 32 // 2 ** i, 40 // 2 ** i, requires_grad=True)
+                for i, c in enumerate([16, 24, 32, 48])]
+    out = decoder(features)
+    assert out.shape == (2, 8, 32, 40)
+    assert out.min() < 0  # no activation: the mask features may be negative
+    out.square().mean().backward()
+    assert all(f.grad.abs().sum() > 0 for f in features)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder.parameters())
+
+
+def test_maskformer_pixel_decoder_has_3x3_convs_with_norm_at_every_level():
+    decoder = MaskFormerPixelDecoder([16, 16, 16], conv_dim=32, mask_dim=8, norm="GN")
+    assert [conv.weight.shape[-1] for conv in decoder.outputs] == [3, 3, 3]
+    assert all(isinstance(conv.norm, nn.GroupNorm) for conv in decoder.outputs)
+    assert decoder.mask_features.weight.shape == (8, 32, 3, 3)
+    # The light one: only 1x1 convs.
+    light = LightPixelDecoder([16, 16, 16], conv_dim=32, mask_dim=8, norm="GN")
+    assert all(m.kernel_size == (1, 1) for m in light.modules() if isinstance(m, nn.Conv2d))
 
 
 @pytest.mark.parametrize("task, num_classes", [(SEMANTIC, 19), (DRIVABLE, 3)])
@@ -288,3 +389,26 @@ def test_overfits_a_tiny_batch():
         scores, _ = head(backbone(images))
     accuracy = (scores.argmax(1) == labels).float().mean().item()
     assert accuracy > 0.9, accuracy
+
+
+def test_train_net_trains_the_configured_pixel_decoder(sample_root, tmp_path):
+    """The tiny config's decoder is the light one; the key switches it for MaskFormer's."""
+    import train_net
+    from detectron2.engine import default_argument_parser
+
+    from conftest import REPO
+
+    config = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
+    args = default_argument_parser().parse_args([
+        "--config-file", config, "OUTPUT_DIR", str(tmp_path), "SOLVER.MAX_ITER", "1",
+        "MODEL.TASKS", "['drivable']", "MODEL.DRIVABLE_HEAD.PIXEL_DECODER", "maskformer",
+    ])
+    train_net.main(args)
+    cfg = train_net.setup(args)
+    model = train_net.Trainer.build_model(cfg)
+    assert type(model.heads["drivable"].pixel_decoder) is MaskFormerPixelDecoder
+    # The trained checkpoint holds that decoder's weights, and loads into it without gaps.
+    weights = torch.load(tmp_path / "model_final.pth", map_location="cpu")["model"]
+    expected = {f"heads.drivable.pixel_decoder.{k}" for k in model.heads["drivable"].pixel_decoder
+                .state_dict()}
+    assert expected == {k for k in weights if k.startswith("heads.drivable.pixel_decoder.")}

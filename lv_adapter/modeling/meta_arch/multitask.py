@@ -217,10 +217,10 @@ def _zero_losses(head, device):
 
     No image of the batch is labeled for this task: the loss is zero, but the graph must touch
     every parameter so DistributedDataParallel finds gradients for all of them, every process
-    must log the same keys, and this process must join the all-reduce of the target count that
-    the other processes' criteria make.
+    must log the same keys, and this process must join the all-reduce of the loss normalizers
+    (target count, class weights) that the other processes' criteria make.
     """
-    head.criterion.num_targets([], device)
+    head.criterion.normalizers(None, [], device)
     zero = sum(p.sum() for p in head.parameters() if p.requires_grad) * 0.0
     return {key: zero for key in head.loss_keys()}
 

@@ -16,26 +16,40 @@ from lv_adapter.modeling.segmentation.losses import (
 from lv_adapter.modeling.set_criterion import SetCriterion
 
 
-def resize_target_masks(masks, size):
+def resize_target_masks(masks, size, mode="majority"):
     """Bring binary target masks to a lower resolution (the matching's, or the loss's).
 
-    A low-resolution pixel is inside a segment when at least half of its cell is (area
-    interpolation, then threshold): a per-cell majority vote, unlike nearest sampling, does not
-    depend on which one of the cell's pixels is picked, and unlike soft area targets it keeps the
-    targets binary, which :func:`pairwise_focal_cost` requires.
+    Two ways to decide whether a low-resolution cell is inside a segment:
+
+    - ``"majority"``: at least half of the cell is (area interpolation, then threshold). It does
+      not depend on which of the cell's pixels is picked and keeps segment borders where they
+      are: the loss targets.
+    - ``"any"``: at least one pixel of the cell is (max pooling). Every segment present keeps
+      cells, however thin: a 1-pixel pole covers a quarter of each 4x4 cell and has no majority
+      anywhere, and nearest sampling (MaskFormer's) keeps it only when its column is the one
+      sampled. The matching targets: a segment without cells would be matched on its class
+      cost alone. The price, borders widened by less than a cell, is the same for every
+      segment, so it hardly changes which query fits a segment best.
+
+    Both keep the targets binary, which :func:`pairwise_focal_cost` requires.
 
     Args:
         masks (Tensor): [T, H, W] bool or {0, 1} masks.
         size (tuple[int, int]): (h, w) of the predictions.
+        mode (str): "majority" or "any".
 
     Returns:
         Tensor: [T, h, w] float {0, 1} masks.
     """
+    if mode not in ("majority", "any"):
+        raise ValueError(f"mode must be 'majority' or 'any', got {mode!r}")
     masks = masks.float()
     if masks.shape[0] == 0:
         return masks.new_zeros((0, *size))
     if tuple(masks.shape[-2:]) == tuple(size):
         return masks
+    if mode == "any":
+        return F.adaptive_max_pool2d(masks[None], size)[0]
     return (F.interpolate(masks[None], size=size, mode="area")[0] >= 0.5).float()
 
 
@@ -47,11 +61,11 @@ class MaskFormerCriterion(SetCriterion):
     (padded) input resolution.
 
     Two resolutions, as in MaskFormer: the Hungarian matching compares every query with every
-    segment, so it runs at the prediction's resolution (targets downsampled); the losses score
-    only the matched pairs, so they run at ``H / loss_stride`` (predictions upsampled
-    bilinearly). At stride 1 thin segments (poles, fences, signs, a few pixels wide) keep their
-    pixels; at the prediction's stride 4 a 2-pixel pole has no majority cell left and the head
-    is never told it exists.
+    segment, so it runs at the prediction's resolution (targets max-pooled, so that every
+    segment keeps cells); the losses score only the matched pairs, so they run at
+    ``H / loss_stride`` (predictions upsampled bilinearly, targets by majority). At stride 1 thin
+    segments (poles, fences, signs, a few pixels wide) keep their pixels; at the prediction's
+    stride 4 a 2-pixel pole has no majority cell left and the head is never told it exists.
 
     Args:
         task (str): task name for the loss keys ("semantic", "drivable").
@@ -93,7 +107,7 @@ class MaskFormerCriterion(SetCriterion):
         loss_size = (-(-height // self.loss_stride), -(-width // self.loss_stride))
         return {
             "labels": target["labels"].long(),
-            "masks": resize_target_masks(target["masks"], match_size),
+            "masks": resize_target_masks(target["masks"], match_size, mode="any"),
             "loss_masks": resize_target_masks(target["masks"], loss_size),
         }
 
@@ -109,9 +123,27 @@ class MaskFormerCriterion(SetCriterion):
             for prob, masks, target in zip(probs, outputs["pred_masks"], targets)
         ]
 
-    def loss_terms(self, outputs, targets, matches, num_targets):
-        """``class``: weighted mean cross-entropy over all queries (unmatched -> no object);
-        ``mask``, ``dice``: summed over matched pairs, divided by ``num_targets``."""
+    def local_counts(self, outputs, targets):
+        """Adds ``class_weight_sum``: the cross-entropy weights of this batch's queries.
+
+        Every image has min(Q, T) matched queries, of weight 1 (each real class's), and the
+        others are "no object". The least value only guards 0 / 0 (no target anywhere and a
+        "no object" weight of 0).
+        """
+        counts = super().local_counts(outputs, targets)
+        num_queries = outputs["pred_logits"].shape[1] if targets else 0
+        matched = [min(num_queries, len(t["labels"])) for t in targets]
+        no_object_weight = self.class_weight[-1].item()
+        weight_sum = sum(m + (num_queries - m) * no_object_weight for m in matched)
+        counts["class_weight_sum"] = (float(weight_sum), 1e-6)
+        return counts
+
+    def loss_terms(self, outputs, targets, matches, num_targets, class_weight_sum):
+        """``class``: cross-entropy summed over all queries (unmatched -> no object), each
+        weighted by its target class's weight, divided by ``class_weight_sum``: in one process
+        the weighted mean; ``mask``, ``dice``: summed over matched pairs, divided by
+        ``num_targets``. Both normalizers are averages over processes (see
+        :meth:`SetCriterion.local_counts`)."""
         pred_masks = torch.cat([m[pred] for m, (pred, _) in zip(outputs["pred_masks"], matches)])
         target_masks = torch.cat([t["loss_masks"][tgt] for t, (_, tgt) in zip(targets, matches)])
         if pred_masks.shape[-2:] != target_masks.shape[-2:]:
@@ -121,16 +153,20 @@ class MaskFormerCriterion(SetCriterion):
                 align_corners=False,
             )[:, 0]
         return {
-            "class": self.class_loss(outputs["pred_logits"], targets, matches),
+            "class": self.class_loss(outputs["pred_logits"], targets, matches, class_weight_sum),
             "mask": focal_mask_loss(pred_masks, target_masks, **self.focal).sum() / num_targets,
             "dice": dice_loss(pred_masks, target_masks).sum() / num_targets,
         }
 
-    def class_loss(self, logits, targets, matches):
-        """Cross-entropy of [B, Q, K + 1] logits; unmatched queries' target is K (no object)."""
+    def class_loss(self, logits, targets, matches, weight_sum):
+        """Weighted cross-entropy of [B, Q, K + 1] logits summed over the queries, divided by
+        ``weight_sum``; unmatched queries' target is K (no object)."""
         target_classes = torch.full(
             logits.shape[:2], self.num_classes, dtype=torch.int64, device=logits.device
         )
         for image_classes, target, (pred, tgt) in zip(target_classes, targets, matches):
             image_classes[pred] = target["labels"][tgt]
-        return F.cross_entropy(logits.transpose(1, 2).float(), target_classes, self.class_weight)
+        loss = F.cross_entropy(
+            logits.transpose(1, 2).float(), target_classes, self.class_weight, reduction="sum"
+        )
+        return loss / weight_sum

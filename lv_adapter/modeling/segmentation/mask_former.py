@@ -9,8 +9,8 @@ from torch import nn
 
 from lv_adapter.data.datasets.categories import DRIVABLE, SEMANTIC
 from lv_adapter.modeling.segmentation.criterion import MaskFormerCriterion
-from lv_adapter.modeling.segmentation.inference import semantic_inference
-from lv_adapter.modeling.segmentation.pixel_decoder import PixelDecoder
+from lv_adapter.modeling.segmentation.inference import UPSAMPLE_ORDERS, semantic_inference
+from lv_adapter.modeling.segmentation.pixel_decoder import PIXEL_DECODERS
 from lv_adapter.modeling.segmentation.predictor import MaskFormerPredictor
 
 # The config node (under cfg.MODEL) of each task's head.
@@ -23,18 +23,21 @@ class MaskFormerHead(nn.Module):
     Args:
         task (str): "semantic" or "drivable"; names the losses ``loss_<task>_*``.
         num_classes (int): K.
-        pixel_decoder (PixelDecoder): fuses ``in_features`` into mask features.
+        pixel_decoder (nn.Module): fuses ``in_features`` into mask features (one of
+            :data:`PIXEL_DECODERS`).
         predictor (MaskFormerPredictor): decodes queries from ``transformer_in_feature``.
         criterion (MaskFormerCriterion): the set loss.
         in_features (list[str]): FPN maps for the pixel decoder, finest first.
         transformer_in_feature (str): the map the queries attend to.
         mask_stride (int): stride of the mask features (the finest in_feature's), by which
-            inference upsamples the scores back to the padded input size.
+            inference upsamples back to the padded input size.
+        inference_upsample (str): "masks" (MaskFormer's order) or "scores"; see
+            :func:`semantic_inference`.
     """
 
     @configurable
     def __init__(self, *, task, num_classes, pixel_decoder, predictor, criterion, in_features,
-                 transformer_in_feature="p5", mask_stride=4):
+                 transformer_in_feature="p5", mask_stride=4, inference_upsample="masks"):
         super().__init__()
         self.task = task
         self.num_classes = num_classes
@@ -44,16 +47,23 @@ class MaskFormerHead(nn.Module):
         self.in_features = list(in_features)
         self.transformer_in_feature = transformer_in_feature
         self.mask_stride = mask_stride
+        self.inference_upsample = inference_upsample
 
     @classmethod
     def from_config(cls, cfg, input_shape, task):
         """input_shape: dict[str, ShapeSpec] of the FPN maps; task: a key of CONFIG_NODES."""
-        node = cfg.MODEL[CONFIG_NODES[task]]
+        node_name = CONFIG_NODES[task]
+        node = cfg.MODEL[node_name]
+        for key, choices in (("PIXEL_DECODER", PIXEL_DECODERS),
+                             ("INFERENCE_UPSAMPLE", UPSAMPLE_ORDERS)):
+            if node[key] not in choices:
+                raise ValueError(f"MODEL.{node_name}.{key} is {node[key]!r}; "
+                                 f"choose from {sorted(choices)}")
         in_features = sorted(node.IN_FEATURES, key=lambda name: input_shape[name].stride)
         return {
             "task": task,
             "num_classes": node.NUM_CLASSES,
-            "pixel_decoder": PixelDecoder(
+            "pixel_decoder": PIXEL_DECODERS[node.PIXEL_DECODER](
                 [input_shape[name].channels for name in in_features],
                 conv_dim=node.CONVS_DIM, mask_dim=node.MASK_DIM, norm=node.NORM,
             ),
@@ -62,6 +72,7 @@ class MaskFormerHead(nn.Module):
             "in_features": in_features,
             "transformer_in_feature": node.TRANSFORMER_IN_FEATURE,
             "mask_stride": input_shape[in_features[0]].stride,
+            "inference_upsample": node.INFERENCE_UPSAMPLE,
         }
 
     def forward(self, features, targets=None):
@@ -84,7 +95,10 @@ class MaskFormerHead(nn.Module):
                 raise ValueError(f"the {self.task} head needs targets in training mode")
             return None, self.criterion(outputs, targets)
         size = [side * self.mask_stride for side in mask_features.shape[-2:]]
-        return semantic_inference(outputs[-1]["pred_logits"], outputs[-1]["pred_masks"], size), {}
+        last = outputs[-1]
+        return semantic_inference(
+            last["pred_logits"], last["pred_masks"], size, self.inference_upsample
+        ), {}
 
     def loss_keys(self):
         """The keys of the training losses (for logging zeros when a batch lacks this task)."""
