@@ -55,11 +55,12 @@ def check_files(dicts, on_bad_sample, num_workers=0):
     lines = "\n".join(f"  {path}: {problem}" for i in sorted(bad) for path, problem in bad[i])
     if on_bad_sample == "raise":
         raise ValueError(
-            f"DATASETS.CHECK_AT_START: {len(bad)} training images have bad files:\n{lines}\n"
+            f"DATASETS.CHECK_AT_START: bad files in {len(bad)} of {len(dicts)} training "
+            f"images:\n{lines}\n"
             "Fix or remove them, or set DATASETS.ON_BAD_SAMPLE skip to train without them."
         )
-    logger.warning(f"DATASETS.CHECK_AT_START: leaving out {len(bad)} images with bad files:\n"
-                   f"{lines}")
+    logger.warning(f"DATASETS.CHECK_AT_START: leaving out {len(bad)} of {len(dicts)} training "
+                   f"images, which have bad files:\n{lines}")
     return [d for i, d in enumerate(dicts) if i not in bad]
 
 

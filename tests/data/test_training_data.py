@@ -140,7 +140,7 @@ def test_check_at_start_names_bad_files_before_the_first_iteration(sample_root, 
     cv2.imwrite(mask, np.full((72, 128), 40, np.uint8))  # 40 is no semantic class
     with registered("bad_mask_copy", root):
         opts = ("DATASETS.TRAIN", "('bad_mask_copy',)", "DATASETS.CHECK_AT_START", True)
-        with pytest.raises(ValueError, match="CHECK_AT_START: 1 training images have bad files"
+        with pytest.raises(ValueError, match="CHECK_AT_START: bad files in 1 of 11 training"
                            ) as error:
             train_net.main(train_args(tmp_path / "raise", *opts))
         assert f"{mask}: semantic mask holds values [40]" in str(error.value)
@@ -148,5 +148,6 @@ def test_check_at_start_names_bad_files_before_the_first_iteration(sample_root, 
         train_net.main(train_args(tmp_path / "skip", *opts, "DATASETS.ON_BAD_SAMPLE", "skip",
                                   "SOLVER.MAX_ITER", 1))
     log = read_log(tmp_path / "skip")
-    assert f"leaving out 1 images with bad files:\n  {mask}: semantic mask holds values" in log
+    assert (f"leaving out 1 of 11 training images, which have bad files:\n  {mask}: semantic "
+            "mask holds values") in log
     assert "Skipping a bad image" not in log  # never drawn: it was left out before training
