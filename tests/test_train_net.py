@@ -13,7 +13,7 @@ from detectron2.engine import default_argument_parser
 
 import train_net
 from conftest import REPO, umask
-from lv_adapter.engine import SafeCheckpointer
+from lv_adapter.engine import SafeCheckpointer, UnreadableCheckpointError
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 
@@ -139,7 +139,8 @@ def teacher_weights(trained, tmp_path_factory):
 
 def test_eval_only_refuses_weights_that_leave_heads_unset(teacher_weights, tmp_path):
     args = args_for(tmp_path, "MODEL.WEIGHTS", teacher_weights, extra=["--eval-only"])
-    with pytest.raises(ValueError, match="lacks .* entries") as error:
+    lacks = f"{teacher_weights}: the checkpoint lacks 104 entries"
+    with pytest.raises(ValueError, match=lacks) as error:
         train_net.main(args)
     message = str(error.value)
     assert re.search(r"^  heads\.semantic\.\S+", message, re.MULTILINE), message
@@ -167,13 +168,14 @@ def test_resume_falls_back_past_a_truncated_last_checkpoint(trained, tmp_path):
     final = out / "model_final.pth"
     final.write_bytes(final.read_bytes()[: final.stat().st_size // 2])
     with umask(0o027):
-        train_net.main(args_for(out, "DATASETS.TEST", "()", extra=["--resume"]))
+        train_net.main(args_for(out, "SOLVER.MAX_ITER", "3", "DATASETS.TEST", "()",
+                                extra=["--resume"]))
     log = log_of(out)
     assert f"{final}: cannot read this checkpoint; it is truncated or corrupt" in log
     assert "Falling back to the newest checkpoint before it" in log
     assert f"Loading from {out / 'model_0000001.pth'}" in log
     resumed = torch.load(final, weights_only=False)  # written anew, complete
-    assert resumed["iteration"] == 3
+    assert resumed["iteration"] == 2  # one step after the fallback's iteration 1
     # Written under the umask like any other file, not 0600.
     assert stat.S_IMODE(final.stat().st_mode) == 0o640
     assert stat.S_IMODE((out / "last_checkpoint").stat().st_mode) == 0o640
@@ -183,7 +185,7 @@ def test_a_corrupt_weights_file_is_named(trained, tmp_path):
     bad = tmp_path / "weights.pth"
     bad.write_bytes(b"not a checkpoint")
     args = args_for(tmp_path, "MODEL.WEIGHTS", str(bad), extra=["--eval-only"])
-    with pytest.raises(RuntimeError, match=f"{re.escape(str(bad))}: cannot read this checkpoint"):
+    with pytest.raises(UnreadableCheckpointError, match=f"{re.escape(str(bad))}: cannot read"):
         train_net.main(args)
 
 

@@ -46,6 +46,7 @@ class SafeCheckpointer(DetectionCheckpointer):
     def __init__(self, model, save_dir="", *, strict=False, **kwargs):
         super().__init__(model, save_dir, **kwargs)
         self.strict = strict
+        self._loading = None
         if save_dir and self.save_to_disk:  # the one process that writes checkpoints there
             removed = remove_stale_temporaries(save_dir)
             if removed:
@@ -78,6 +79,7 @@ class SafeCheckpointer(DetectionCheckpointer):
                 "no weights to load: set MODEL.WEIGHTS to a trained model's checkpoint (the "
                 "model would otherwise run with random weights)"
             )
+        self._loading = path  # for the error messages of _load_model
         return super().load(path, checkpointables)
 
     def resume_or_load(self, path, *, resume=True):
@@ -128,18 +130,22 @@ class SafeCheckpointer(DetectionCheckpointer):
                 f"  {key}: checkpoint {tuple(ckpt)} vs model {tuple(model)}"
                 for key, ckpt, model in incompatible.incorrect_shapes
             )
-            raise ValueError(f"checkpoint does not fit the model built from the config:\n{rows}")
+            raise ValueError(
+                f"{self._loading}: checkpoint does not fit the model built from the config:\n"
+                f"{rows}"
+            )
         if self.strict and incompatible.missing_keys:
             keys = incompatible.missing_keys
-            rows = "\n".join(f"  {row}" for row in group_keys(keys, MAX_LISTED_KEYS))
+            rows = "\n".join(f"  {row}" for row in _group_keys(keys, MAX_LISTED_KEYS))
             raise ValueError(
-                f"the checkpoint lacks {len(keys)} entries of the model built from the config "
-                f"(was it written for other MODEL.TASKS or another architecture?):\n{rows}"
+                f"{self._loading}: the checkpoint lacks {len(keys)} entries of the model built "
+                f"from the config (was it written for other MODEL.TASKS or another "
+                f"architecture?):\n{rows}"
             )
         return incompatible
 
 
-def group_keys(keys, max_rows):
+def _group_keys(keys, max_rows):
     """State-dict keys as at most ``max_rows`` lines (unless there are more top-level modules).
 
     Keys are grouped by their module prefix, at the deepest level that gives no more than
