@@ -118,4 +118,6 @@ if ! (cd / && "$py" -c "import lv_adapter") 2>/dev/null; then
   log "installing lv_adapter in editable mode"
   pip install -q --no-deps --no-build-isolation -e "$root" 2> >(grep -v "is ignored: it is neither" >&2)
 fi
-"$py" -W ignore -c "import detectron2, lv_adapter, torch; print('[setup] ready: torch', torch.__version__, '| detectron2', detectron2.__version__)"
+# detectron2's main branch also calls itself 0.6: name the source it was built from.
+"$py" -W ignore -c "import detectron2, lv_adapter, torch; print('[setup] ready: torch', torch.__version__, '| detectron2', detectron2.__version__, end='')"
+echo "${D2_SOURCE:+ (built from $D2_SOURCE)}"
