@@ -168,5 +168,6 @@ def _check_feature_channels(in_features, input_shape, hidden_dim):
         if input_shape[name].channels != hidden_dim:
             raise ValueError(
                 f"Sparse R-CNN hidden dim ({hidden_dim}) must equal the channels of {name} "
-                f"({input_shape[name].channels})"
+                f"({input_shape[name].channels}); in a config these are "
+                "MODEL.SPARSE_RCNN.HIDDEN_DIM and MODEL.FPN.OUT_CHANNELS"
             )
