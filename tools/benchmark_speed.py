@@ -126,7 +126,7 @@ def benchmark_heads(rounds, opts=()):
     print(f"teacher semantic R50 inference, 1280x720, {torch.get_num_threads()} threads, "
           f"median of {rounds} rounds:")
     for name, sec in medians.items():
-        print(f"  {name:34s} {sec:6.2f} s/image")
+        print(f"  {name:36s} {sec:6.2f} s/image")
 
 
 def train_steps(config_name, steps, opts=()):
