@@ -222,3 +222,12 @@ def test_a_missing_datasets_root_names_detectron2_datasets(tmp_path):
     assert f"{missing / 'bdd100k'} not found" in result.stderr, result.stderr[-3000:]
     assert f"DETECTRON2_DATASETS sets the datasets root that holds bdd100k/ (it is " \
            f"'{missing}')" in result.stderr
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="mixed precision needs a CUDA device")
+def test_mixed_precision_trains_on_cuda(sample_root, tmp_path):
+    """SOLVER.AMP.ENABLED on a GPU: fp16 FPN maps reach the RoI pooler of the detection head."""
+    argv = ["--config-file", TINY, "OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cuda",
+            "SOLVER.AMP.ENABLED", "True", "SOLVER.MAX_ITER", "3"]
+    train_net.main(default_argument_parser().parse_args(argv))
+    assert os.path.isfile(tmp_path / "model_final.pth")

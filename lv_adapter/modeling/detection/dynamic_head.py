@@ -108,7 +108,11 @@ class DynamicStage(nn.Module):
             tuple: class logits [B, Q, K], refined boxes [B, Q, 4], proposal features [B, Q, C].
         """
         batch, num_proposals, dim = proposal_features.shape
-        roi_features = pooler(features, [Boxes(b) for b in boxes])  # [B*Q, C, R, R]
+        # Under CUDA autocast the FPN maps are fp16, torchvision's RoIAlign runs in fp32, and
+        # detectron2's ROIPooler writes its results into a buffer of the maps' dtype, which
+        # fails: pool fp32 maps (a no-op without autocast).
+        maps = [f.float() for f in features]
+        roi_features = pooler(maps, [Boxes(b) for b in boxes])  # [B*Q, C, R, R]
         x = self.self_attn(proposal_features, proposal_features).reshape(-1, dim)
         x = self.interaction_norm(
             x + self.interaction_dropout(self.interaction(x, roi_features))
