@@ -97,7 +97,7 @@ def test_eval_only_reports_every_task(trained):
     assert os.path.isfile(trained / "inference" / "bdd100k_multitask_val" / "bdd100k" / "det.json")
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a refusal without CUDA")
 def test_amp_on_cpu_is_refused(trained):
     with pytest.raises(ValueError, match="SOLVER.AMP.ENABLED needs a CUDA device"):
         train_net.setup(args_for(trained, "SOLVER.AMP.ENABLED", "True"))
