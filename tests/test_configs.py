@@ -90,7 +90,8 @@ def test_paper_schedules_in_epochs():
 
 
 def test_table2_pairs_differ_only_by_the_adapt_stage():
-    pairs = [p for p in LEAVES if p.startswith("configs/bdd100k/table2/") and p.endswith("_pf.yaml")]
+    pairs = [p for p in LEAVES if p.startswith("configs/bdd100k/table2/") and p.endswith("pf.yaml")
+             and not p.endswith("_paf.yaml")]
     assert len(pairs) == 8
     for pf in pairs:
         a, b = load_config(pf), load_config(pf.replace("_pf.yaml", "_paf.yaml"))
