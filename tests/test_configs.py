@@ -122,6 +122,27 @@ def test_table4_switches():
             assert (node.V2L.ENABLED, node.L2V.ENABLED, node.PROMPT.MODE) == (v2l, l2v, "learned")
 
 
+def test_openai_clip_weights_get_the_activation_they_were_trained_with():
+    """open_clip's "RN50" has GELU; OpenAI's RN50 text tower was trained with QuickGELU."""
+    import open_clip
+
+    checked = 0
+    for path in LEAVES:
+        cfg = load_config(path)
+        towers = [(cfg.MODEL.CLIP.NAME, cfg.MODEL.CLIP.WEIGHTS, "MODEL.CLIP")] * (
+            "clip" in cfg.MODEL.BACKBONE.NAME)
+        if cfg.MODEL.ADAPTER.NAME == "LVAdapter" and "CLIP" in cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME:
+            node = cfg.MODEL.ADAPTER.TEXT_ENCODER
+            towers.append((node.MODEL, node.WEIGHTS, "MODEL.ADAPTER.TEXT_ENCODER"))
+        for name, tag, key in towers:
+            if tag in open_clip.list_pretrained_tags_by_model(name):
+                trained = open_clip.get_pretrained_cfg(name, tag).get("quick_gelu", False)
+                built = open_clip.get_model_config(name).get("quick_gelu", False)
+                assert built == trained, f"{path}: {key} {name} with {tag} weights"
+                checked += 1
+    assert checked >= 20
+
+
 def _check_model(cfg, model):
     assert sorted(model.heads.keys()) == sorted(cfg.MODEL.TASKS)
     assert type(model.adapter).__name__ == cfg.MODEL.ADAPTER.NAME
