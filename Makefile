@@ -3,6 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SAMPLE_ROOT ?= datasets/sample
 DEMO_OUT ?= demo_output
+# What `make demo` trains (tools/demo.py's default) and `make toolkit-parity` evaluates.
+DEMO_CONFIG ?= configs/sample/lv_adapter_R18.yaml
 PYTEST_ARGS ?=
 
 .PHONY: setup setup-d2main demo test test-d2main test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
@@ -11,7 +13,8 @@ setup:
 	bash tools/setup_env.sh $(VENV)
 
 demo: setup
-	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/demo.py --root $(SAMPLE_ROOT) --out $(DEMO_OUT)
+	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/demo.py --root $(SAMPLE_ROOT) --out $(DEMO_OUT) \
+		--config-file $(DEMO_CONFIG)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -54,7 +57,7 @@ toolkit-env: $(TOOLKIT_PY)
 # Our evaluators against the official toolkit on the demo's model and held-out scenes.
 toolkit-parity: setup toolkit-env
 	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/check_toolkit_parity.py \
-		--config-file configs/sample/multitask_R18.yaml --weights $(DEMO_OUT)/model/model_final.pth
+		--config-file $(DEMO_CONFIG) --weights $(DEMO_OUT)/model/model_final.pth
 
 clean:
 	rm -rf $(DEMO_OUT) build *.egg-info

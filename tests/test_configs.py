@@ -1,6 +1,7 @@
-"""Every shipped config merges and builds a model."""
+"""Every shipped config is listed in configs/README.md, merges, and builds its model."""
 import glob
 import os
+import re
 
 import pytest
 from detectron2.modeling import build_model
@@ -8,26 +9,158 @@ from detectron2.modeling import build_model
 from lv_adapter import build_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(
-    p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)
-    if not os.path.basename(p).startswith("Base-")
-)
+README = os.path.join(ROOT, "configs", "README.md")
+# Weights that would need a download (or files users convert): random weights instead.
+NO_DOWNLOADS = ["MODEL.WEIGHTS", "", "MODEL.CLIP.WEIGHTS", "",
+                "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", ""]
+# The offline MiniLM ships in a package: the sample configs build it for real.
+PACKAGED = ["MODEL.WEIGHTS", "", "MODEL.CLIP.WEIGHTS", ""]
 
 
-def load_config(path):
-    return build_config(path)
+def listed_configs(text):
+    """Config paths named in ``text`` (configs/README.md), in order, without repeats."""
+    found = re.findall(r"`(configs/[\w./-]+\.yaml)`", text)
+    return list(dict.fromkeys(found))
 
 
-def test_configs_are_found():
-    assert len(CONFIGS) >= 9
+def read_readme():
+    with open(README) as f:
+        return f.read()
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
-def test_config_builds_its_model(path):
-    cfg = load_config(path)
-    model = build_model(cfg)
+LISTED = listed_configs(read_readme())
+LEAVES = [p for p in LISTED if not os.path.basename(p).startswith("Base-")]
+# Building an R50 model with two open_clip RN50 towers takes seconds: those builds are slow.
+LIGHT = [p for p in LEAVES if not p.startswith("configs/bdd100k/")]
+HEAVY = [p for p in LEAVES if p.startswith("configs/bdd100k/")]
+
+
+def load_config(path, opts=()):
+    return build_config(os.path.join(ROOT, path), opts)
+
+
+def overrides(cfg_path):
+    cfg = load_config(cfg_path)
+    return PACKAGED if cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME == "HFTextEncoder" else NO_DOWNLOADS
+
+
+def test_readme_lists_every_config_file_and_nothing_else():
+    on_disk = {os.path.relpath(p, ROOT) for p in
+               glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)}
+    assert len(on_disk) >= 40
+    assert set(LISTED) - on_disk == set(), "configs/README.md names files that do not exist"
+    assert on_disk - set(LISTED) == set(), "config files missing from configs/README.md"
+
+
+def test_listing_finds_backquoted_paths_only():
+    text = "| 1 | `configs/a/b_R50.yaml` (x) | configs/c.yaml | `configs/a/b_R50.yaml` |"
+    assert listed_configs(text) == ["configs/a/b_R50.yaml"]
+
+
+@pytest.mark.parametrize("path", LEAVES)
+def test_listed_config_merges(path):
+    cfg = load_config(path, NO_DOWNLOADS)
+    assert 0 <= cfg.SOLVER.ADAPT_ITERS < cfg.SOLVER.MAX_ITER
+    assert cfg.OUTPUT_DIR
+
+
+def test_output_dirs_differ():
+    dirs = [load_config(p).OUTPUT_DIR for p in LEAVES]
+    assert len(set(dirs)) == len(dirs)
+
+
+def _epochs(cfg, images):
+    return round(cfg.SOLVER.ADAPT_ITERS * cfg.SOLVER.IMS_PER_BATCH / images, 2), round(
+        (cfg.SOLVER.MAX_ITER - cfg.SOLVER.ADAPT_ITERS) * cfg.SOLVER.IMS_PER_BATCH / images, 2)
+
+
+def test_paper_schedules_in_epochs():
+    """Tables 2, 3, 5: adapt / finetune epochs of 37k (Disjoint-normal), 74k, 21k images."""
+    def epochs(path, images=37000):
+        return _epochs(load_config(path), images)
+
+    assert epochs("configs/bdd100k/lv_adapter/lv_adapter_R50.yaml") == (1.0, 35.0)
+    assert epochs("configs/bdd100k/lv_adapter/lv_adapter_R50_full.yaml", 74000) == (1.0, 35.0)
+    balance = "configs/bdd100k/lv_adapter/lv_adapter_R50_disjoint_balance.yaml"
+    assert epochs(balance, 21000) == (1.0, 35.0)
+    assert epochs("configs/bdd100k/table2/clip_R50_pf.yaml") == (0.0, 36.0)
+    for adapt, finetune in ((12, 24), (6, 30), (6, 35), (12, 35)):
+        path = f"configs/bdd100k/table5/adapt{adapt}_finetune{finetune}.yaml"
+        assert epochs(path) == (adapt, finetune)
+
+
+def test_table2_pairs_differ_only_by_the_adapt_stage():
+    pairs = [p for p in LEAVES if p.startswith("configs/bdd100k/table2/") and p.endswith("pf.yaml")
+             and not p.endswith("_paf.yaml")]
+    assert len(pairs) == 8
+    for pf in pairs:
+        a, b = load_config(pf), load_config(pf.replace("_pf.yaml", "_paf.yaml"))
+        assert (a.SOLVER.ADAPT_ITERS, b.SOLVER.ADAPT_ITERS) == (0, 2313)
+        b.SOLVER.ADAPT_ITERS, b.OUTPUT_DIR = 0, a.OUTPUT_DIR
+        assert a.dump() == b.dump()
+        if "clip" not in pf:  # the converted weights the README's command writes
+            name = os.path.basename(pf)[: -len("_pf.yaml")]
+            assert a.MODEL.WEIGHTS == f"pretrained/{name}.pth"
+            assert f"pretrained/{name}.pth`" in read_readme()
+
+
+def test_table4_switches():
+    """Rows 1-5: (adapter, adapt stage, V2L, L2V)."""
+    rows = {
+        "configs/bdd100k/table2/clip_R50_pf.yaml": ("IdentityAdapter", False, None, None),
+        "configs/bdd100k/table2/clip_R50_paf.yaml": ("IdentityAdapter", True, None, None),
+        "configs/bdd100k/table4/row3_prompts.yaml": ("LVAdapter", True, False, False),
+        "configs/bdd100k/table4/row4_prompts_v2l.yaml": ("LVAdapter", True, True, False),
+        "configs/bdd100k/lv_adapter/lv_adapter_R50.yaml": ("LVAdapter", True, False, True),
+    }
+    for path, (adapter, adapt, v2l, l2v) in rows.items():
+        cfg = load_config(path)
+        node = cfg.MODEL.ADAPTER
+        assert cfg.MODEL.BACKBONE.NAME == "build_clip_resnet_fpn_backbone"
+        assert (node.NAME, cfg.SOLVER.ADAPT_ITERS > 0) == (adapter, adapt)
+        if adapter == "LVAdapter":
+            assert (node.V2L.ENABLED, node.L2V.ENABLED, node.PROMPT.MODE) == (v2l, l2v, "learned")
+
+
+def test_openai_clip_weights_get_the_activation_they_were_trained_with():
+    """open_clip's "RN50" has GELU; OpenAI's RN50 text tower was trained with QuickGELU."""
+    import open_clip
+
+    checked = 0
+    for path in LEAVES:
+        cfg = load_config(path)
+        towers = [(cfg.MODEL.CLIP.NAME, cfg.MODEL.CLIP.WEIGHTS, "MODEL.CLIP")] * (
+            "clip" in cfg.MODEL.BACKBONE.NAME)
+        if cfg.MODEL.ADAPTER.NAME == "LVAdapter" and "CLIP" in cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME:
+            node = cfg.MODEL.ADAPTER.TEXT_ENCODER
+            towers.append((node.MODEL, node.WEIGHTS, "MODEL.ADAPTER.TEXT_ENCODER"))
+        for name, tag, key in towers:
+            if tag in open_clip.list_pretrained_tags_by_model(name):
+                trained = open_clip.get_pretrained_cfg(name, tag).get("quick_gelu", False)
+                built = open_clip.get_model_config(name).get("quick_gelu", False)
+                assert built == trained, f"{path}: {key} {name} with {tag} weights"
+                checked += 1
+    assert checked >= 20
+
+
+def _check_model(cfg, model):
     assert sorted(model.heads.keys()) == sorted(cfg.MODEL.TASKS)
-    assert cfg.MODEL.SPARSE_RCNN.HIDDEN_DIM == cfg.MODEL.FPN.OUT_CHANNELS
+    assert type(model.adapter).__name__ == cfg.MODEL.ADAPTER.NAME
+    if cfg.MODEL.ADAPTER.NAME == "LVAdapter":  # text features of the model's tasks only
+        assert list(model.adapter.text.class_counts) == list(cfg.MODEL.TASKS)
+
+
+@pytest.mark.parametrize("path", LIGHT)
+def test_small_config_builds_its_model(path):
+    cfg = load_config(path, overrides(path))
+    _check_model(cfg, build_model(cfg))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", HEAVY)
+def test_paper_config_builds_its_model(path):
+    cfg = load_config(path, NO_DOWNLOADS)
+    _check_model(cfg, build_model(cfg))
 
 
 def test_unknown_key_is_refused(tmp_path):
@@ -35,11 +168,11 @@ def test_unknown_key_is_refused(tmp_path):
     base = os.path.join(ROOT, "configs", "Base-LVAdapter.yaml")
     bad.write_text(f'_BASE_: "{base}"\nMODEL:\n  SPARSE_RCNN:\n    NUM_PROPOSAL: 3\n')
     with pytest.raises(KeyError, match="NUM_PROPOSAL"):
-        load_config(str(bad))
+        build_config(str(bad))
 
 
 def test_unknown_task_is_refused():
-    cfg = load_config(os.path.join(ROOT, "configs", "quick_schedules", "multitask_tiny.yaml"))
+    cfg = load_config("configs/quick_schedules/multitask_tiny.yaml")
     cfg.MODEL.TASKS = ["detection", "depth"]
     with pytest.raises(ValueError, match="unknown tasks \\['depth'\\]"):
         build_model(cfg)

