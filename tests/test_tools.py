@@ -210,3 +210,24 @@ def test_learning_benchmark_names_the_failed_model_and_stops_the_others(monkeypa
     # waited for came; it is stopped, and the drivable teacher never starts.
     assert FakeChild.terminated == ["teacher semantic"]
     assert FakeChild.peak == 2
+
+
+@pytest.mark.slow
+def test_speed_benchmark_times_the_adapter_in_one_run():
+    """--adapter, through the CLI at a tenth of the sizes: both settings, both ratios, the text
+    side's share on the sample config, the R50 student with the adapter against the teachers."""
+    import re
+    import subprocess
+
+    cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--adapter",
+           "--steps", "1", "--rounds", "1", "--scale", "0.05"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    printed = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    assert "== R50 paper config" in printed and "== sample config" in printed
+    assert len(re.findall(r"ratio LV-Adapter / no adapter: \d+\.\d+ \(target <= 1.10\)",
+                          printed)) == 2
+    assert len(re.findall(r"ratio LV-Adapter \(cached\) / no adapter: \d+\.\d+ \(target <= 1.03\)",
+                          printed)) == 2
+    assert float(re.search(r"forward \+ backward\) / whole step: (\d+\.\d+)", printed)[1]) > 0
+    assert re.search(r"ratio LV-Adapter, cached text features / teachers: \d+\.\d+", printed)
+    assert "64x36" in printed  # the sizes scaled, and clamped to the smallest the models take
