@@ -231,3 +231,19 @@ def test_speed_benchmark_times_the_adapter_in_one_run():
     assert float(re.search(r"forward \+ backward\) / whole step: (\d+\.\d+)", printed)[1]) > 0
     assert re.search(r"ratio LV-Adapter, cached text features / teachers: \d+\.\d+", printed)
     assert "64x36" in printed  # the sizes scaled, and clamped to the smallest the models take
+
+
+def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp_path):
+    drawn = []
+    monkeypatch.setattr(benchmark_learning.subprocess, "Popen", FakeChild)
+    monkeypatch.setattr("lv_adapter.data.sample.write_sample_bdd100k",
+                        lambda *a, **k: drawn.append(a))
+    FakeChild.started = []
+    argv = ["--models", "multi-task", "--jobs", "2", "--data", str(tmp_path / "earlier"),
+            "--out", str(tmp_path / "run")]
+    with pytest.raises(ValueError, match="--data .*earlier: no bdd100k/ folder"):
+        benchmark_learning.run_all(benchmark_learning.parse_args(argv))
+    os.makedirs(tmp_path / "earlier" / "bdd100k")
+    benchmark_learning.run_all(benchmark_learning.parse_args(argv))
+    assert drawn == []
+    assert FakeChild.started[0].env["DETECTRON2_DATASETS"] == str(tmp_path / "earlier")

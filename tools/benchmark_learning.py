@@ -185,8 +185,12 @@ def metric(results, name):
 def run_all(args):
     from lv_adapter.data.sample import write_sample_bdd100k
 
-    data = os.path.join(args.out, "datasets")
-    write_sample_bdd100k(data, args.num_images, args.width, args.height, seed=0)
+    data = args.data or os.path.join(args.out, "datasets")
+    if not args.data:
+        write_sample_bdd100k(data, args.num_images, args.width, args.height, seed=0)
+    elif not os.path.isdir(os.path.join(data, "bdd100k")):
+        raise ValueError(f"--data {data}: no bdd100k/ folder in it (a datasets folder that an "
+                         "earlier run of this tool wrote is expected)")
     env = dict(os.environ, DETECTRON2_DATASETS=os.path.abspath(data))
     if args.jobs > 1:
         # One thread each: idle OpenMP threads spin, which would bill one model for another's
@@ -313,6 +317,9 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--out", default="benchmarks/learning")
+    parser.add_argument("--data", default="",
+                        help="the datasets folder of an earlier run with the same --num-images, "
+                        "--width and --height: reused instead of drawing the scenes again")
     parser.add_argument("--jobs", type=int, default=1,
                         help="models trained at once; above 1 each gets one thread")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=DEFAULT_MODELS,
