@@ -160,46 +160,128 @@ def test_learning_benchmark_decays_then_stops_on_cpu_time(monkeypatch):
 
 
 class FakeChild:
-    """Stands in for a benchmark child process: writes a curve, or fails for ``fail``."""
+    """Stands in for a benchmark child process: writes a curve (and, like the real one, the
+    final weights beside it), or fails for the model named ``fail``."""
 
-    running, peak, fail, terminated = 0, 0, None, []
+    running, peak, fail, terminated, started = 0, 0, None, [], []
 
     def __init__(self, cmd, env, stdout):
-        self.out, self.config, self.env = cmd[cmd.index("--child-out") + 1], cmd[3], env
+        self.out, self.name, self.env = cmd[cmd.index("--child-out") + 1], cmd[3], env
+        self.pretrained = cmd[cmd.index("--pretrained") + 1]
         self.opts = cmd[cmd.index("--child-out") + 2:]
+        FakeChild.started.append(self)
         FakeChild.running += 1
         FakeChild.peak = max(FakeChild.peak, FakeChild.running)
 
     def wait(self):
         FakeChild.running -= 1
-        self.returncode = 1 if self.config == FakeChild.fail else 0
+        self.returncode = 1 if self.name == FakeChild.fail else 0
         with open(self.out, "w") as f:
             f.write('{"curve": [{"opts": %d}]}' % len(self.opts))
+        torch.save({"model": {"backbone.bottom_up.stem.conv1.weight": torch.ones(2),
+                              "heads.detection.weight": torch.ones(3)}, "iteration": 7},
+                   os.path.join(os.path.dirname(self.out), "model_final.pth"))
         assert self.env["OMP_NUM_THREADS"] == "1"
         return self.returncode
 
     def terminate(self):
-        FakeChild.terminated.append(self.config)
+        FakeChild.terminated.append(self.name)
 
 
-def fake_benchmark(monkeypatch, tmp_path, fail=None):
-    FakeChild.running, FakeChild.peak, FakeChild.fail, FakeChild.terminated = 0, 0, fail, []
+def fake_benchmark(monkeypatch, tmp_path, fail=None, extra=()):
+    FakeChild.running, FakeChild.peak, FakeChild.fail = 0, 0, fail
+    FakeChild.terminated, FakeChild.started = [], []
     monkeypatch.setattr(benchmark_learning.subprocess, "Popen", FakeChild)
     monkeypatch.setattr("lv_adapter.data.sample.write_sample_bdd100k", lambda *a, **k: None)
-    argv = ["--jobs", "2", "--out", str(tmp_path), "MODEL.TASK_WEIGHTS.SEMANTIC", "6"]
+    argv = [*extra, "--jobs", "2", "--out", str(tmp_path), "MODEL.TASK_WEIGHTS.SEMANTIC", "6"]
     return benchmark_learning.run_all(benchmark_learning.parse_args(argv))
 
 
 def test_learning_benchmark_runs_jobs_at_once_with_one_thread_each(monkeypatch, tmp_path):
     curves = fake_benchmark(monkeypatch, tmp_path)
-    assert list(curves) == list(benchmark_learning.MODELS) and FakeChild.peak == 2
+    assert list(curves) == benchmark_learning.DEFAULT_MODELS and FakeChild.peak == 2
     assert all(curve == [{"opts": 2}] for curve in curves.values())  # overrides reach every model
+
+
+def test_learning_benchmark_pretrains_then_starts_from_the_resnet_only(monkeypatch, tmp_path):
+    models = ["lv minilm", "lv pretrain-finetune", "lv pretrain-adapt-finetune"]
+    curves = fake_benchmark(monkeypatch, tmp_path, extra=["--models", *models])
+    assert list(curves) == models
+    # Without --pretrained the detection teacher is trained first, alone, in its own folder.
+    first, *rest = FakeChild.started
+    assert first.name == "teacher detection" and first.pretrained == ""
+    assert first.out == str(tmp_path / "pretrain" / "teacher_detection" / "curve.json")
+    assert [child.name for child in rest] == models
+    assert [child.pretrained != "" for child in rest] == [False, True, True]
+    # What they start from: the teacher's ResNet, not its FPN or heads.
+    state = torch.load(rest[1].pretrained, weights_only=True)["model"]
+    assert list(state) == ["backbone.bottom_up.stem.conv1.weight"]
+
+
+def test_learning_benchmark_rejects_a_pretrained_file_without_a_resnet(monkeypatch, tmp_path):
+    checkpoint = tmp_path / "heads_only.pth"
+    torch.save({"model": {"heads.detection.weight": torch.ones(3)}}, checkpoint)
+    with pytest.raises(ValueError, match="--pretrained .*heads_only.pth: no 'backbone.bottom_up"):
+        fake_benchmark(monkeypatch, tmp_path, extra=["--models", "lv pretrain-finetune",
+                                                     "--pretrained", str(checkpoint)])
+    assert FakeChild.started == []  # nothing trained
+
+
+def test_learning_benchmark_ends_the_adapt_stage_at_a_fraction_of_the_budget(monkeypatch):
+    clock = {"cpu": 0.0}
+    monkeypatch.setattr(benchmark_learning.time, "process_time", lambda: clock["cpu"])
+    hook = benchmark_learning.BudgetHook(100.0, 1, dict, 0.8, adapt_fraction=0.2)
+    stage_switch = benchmark_learning.StageSwitch(999999)
+    hook.trainer = type("Trainer", (), {"iter": 0, "_hooks": [stage_switch, hook]})()
+    hook.before_train()
+    for iteration, cpu, adapt_iters in [(0, 10.0, 999999), (4, 20.0, 5), (9, 30.0, 5)]:
+        hook.trainer.iter, clock["cpu"] = iteration, cpu
+        hook.after_step()
+        assert stage_switch.adapt_iters == adapt_iters
+    assert hook.adapt_end_iter == 5
 
 
 def test_learning_benchmark_names_the_failed_model_and_stops_the_others(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="training teacher detection failed"):
-        fake_benchmark(monkeypatch, tmp_path, fail="teacher_detection_R18.yaml")
+        fake_benchmark(monkeypatch, tmp_path, fail="teacher detection")
     # With 2 jobs, the semantic teacher was started when the detection teacher's turn to be
     # waited for came; it is stopped, and the drivable teacher never starts.
-    assert FakeChild.terminated == ["teacher_semantic_R18.yaml"]
+    assert FakeChild.terminated == ["teacher semantic"]
     assert FakeChild.peak == 2
+
+
+@pytest.mark.slow
+def test_speed_benchmark_times_the_adapter_in_one_run():
+    """--adapter, through the CLI at a tenth of the sizes: both settings, both ratios, the text
+    side's share on the sample config, the R50 student with the adapter against the teachers."""
+    import re
+    import subprocess
+
+    cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--adapter",
+           "--steps", "1", "--rounds", "1", "--scale", "0.05"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    printed = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    assert "== R50 paper config" in printed and "== sample config" in printed
+    assert len(re.findall(r"ratio LV-Adapter / no adapter: \d+\.\d+ \(target <= 1.10\)",
+                          printed)) == 2
+    assert len(re.findall(r"ratio LV-Adapter \(cached\) / no adapter: \d+\.\d+ \(target <= 1.03\)",
+                          printed)) == 2
+    assert float(re.search(r"forward \+ backward\) / whole step: (\d+\.\d+)", printed)[1]) > 0
+    assert re.search(r"ratio LV-Adapter, cached text features / teachers: \d+\.\d+", printed)
+    assert "64x36" in printed  # the sizes scaled, and clamped to the smallest the models take
+
+
+def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp_path):
+    drawn = []
+    monkeypatch.setattr(benchmark_learning.subprocess, "Popen", FakeChild)
+    monkeypatch.setattr("lv_adapter.data.sample.write_sample_bdd100k",
+                        lambda *a, **k: drawn.append(a))
+    FakeChild.started = []
+    argv = ["--models", "multi-task", "--jobs", "2", "--data", str(tmp_path / "earlier"),
+            "--out", str(tmp_path / "run")]
+    with pytest.raises(ValueError, match="--data .*earlier: no bdd100k/ folder"):
+        benchmark_learning.run_all(benchmark_learning.parse_args(argv))
+    os.makedirs(tmp_path / "earlier" / "bdd100k")
+    benchmark_learning.run_all(benchmark_learning.parse_args(argv))
+    assert drawn == []
+    assert FakeChild.started[0].env["DETECTRON2_DATASETS"] == str(tmp_path / "earlier")

