@@ -250,3 +250,15 @@ def patch_map_dataset_fallback(map_dataset_class=None):
 
 
 patch_map_dataset_fallback()
+
+
+def end_failed_checkpoint_load(checkpointer):
+    """Let a ``DetectionCheckpointer`` try another file after a load that raised.
+
+    detectron2's main branch marks a load as in progress (``_parsed_url_during_load``), asserts
+    at the start of each load that no other one is, and leaves the mark set when reading the
+    file raises; 0.6 has no such mark. Without this, falling back to an older checkpoint fails
+    on that assertion.
+    """
+    if getattr(checkpointer, "_parsed_url_during_load", None) is not None:
+        checkpointer._parsed_url_during_load = None

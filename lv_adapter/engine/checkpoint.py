@@ -5,6 +5,7 @@ import os
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
+from lv_adapter import compat
 from lv_adapter.utils.io import TEMPORARY_PREFIX, atomic_path, remove_stale_temporaries
 
 # Beyond this many missing keys the error groups them by module.
@@ -80,7 +81,11 @@ class SafeCheckpointer(DetectionCheckpointer):
                 "model would otherwise run with random weights)"
             )
         self._loading = path  # for the error messages of _load_model
-        return super().load(path, checkpointables)
+        try:
+            return super().load(path, checkpointables)
+        except UnreadableCheckpointError:
+            compat.end_failed_checkpoint_load(self)  # so that resume can try an older file
+            raise
 
     def resume_or_load(self, path, *, resume=True):
         """Resume from the last checkpoint in ``save_dir`` when ``resume`` and there is one,
