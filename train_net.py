@@ -4,6 +4,9 @@
     python train_net.py --config-file configs/sample/multitask_R18.yaml
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
     python train_net.py --config-file CFG --num-gpus 2        # also on CPU: GLOO processes
+
+The results of the final evaluation (after training, or of ``--eval-only``) are also written to
+``OUTPUT_DIR/inference/results.json`` (``{dataset: {task key: {metric: value}}}``).
 """
 import os
 import weakref
@@ -29,6 +32,9 @@ from lv_adapter.engine import (
     stage_ddp_options,
 )
 from lv_adapter.evaluation import build_multitask_evaluator
+from lv_adapter.utils.io import write_json
+
+RESULTS_FILE = os.path.join("inference", "results.json")
 
 
 class Trainer(DefaultTrainer):
@@ -110,10 +116,18 @@ def main(args):
         fold_frozen_norms(model.eval())  # this model only predicts from here on
         results = Trainer.test(cfg, model)
         verify_results(cfg, results)
-        return results
+        return save_results(cfg, results)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    return save_results(cfg, trainer.train())
+
+
+def save_results(cfg, results):
+    """Write ``results`` to :data:`RESULTS_FILE` under ``cfg.OUTPUT_DIR`` (main process, when
+    there are any), so that scripts read the metrics without parsing logs; return them."""
+    if results and comm.is_main_process():
+        write_json(os.path.join(cfg.OUTPUT_DIR, RESULTS_FILE), results, indent=1, sort_keys=True)
+    return results
 
 
 def invoke_main():

@@ -1,4 +1,5 @@
 """train_net.py: training, checkpoints and resume, evaluation, several CPU processes."""
+import json
 import os
 import re
 import shutil
@@ -95,6 +96,8 @@ def test_eval_only_reports_every_task(trained):
     assert {"mIoU", "pACC"} <= set(results["sem_seg"])
     assert {"mIoU", "mIoU_bdd100k"} <= set(results["drivable_seg"])
     assert os.path.isfile(trained / "inference" / "bdd100k_multitask_val" / "bdd100k" / "det.json")
+    with open(trained / "inference" / "results.json") as f:
+        assert json.load(f) == json.loads(json.dumps(results))  # what scripts read back
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a refusal without CUDA")
