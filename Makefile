@@ -7,7 +7,7 @@ DEMO_OUT ?= demo_output
 DEMO_CONFIG ?= configs/sample/lv_adapter_R18.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-d2main demo test test-d2main test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
+.PHONY: setup setup-d2main demo pipeline test test-d2main test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -15,6 +15,17 @@ setup:
 demo: setup
 	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/demo.py --root $(SAMPLE_ROOT) --out $(DEMO_OUT) \
 		--config-file $(DEMO_CONFIG)
+
+# The paper's recipe on the sample scenes (tools/pipeline.py): teachers -> pseudo labels ->
+# students -> table. Rerun to continue an interrupted pipeline (finished stages are skipped).
+PIPELINE_OUT ?= output/pipeline
+SAMPLE_MANIFEST := $(SAMPLE_ROOT)/bdd100k/sample_manifest.json
+
+pipeline: setup
+	test -f $(SAMPLE_MANIFEST) || $(PY) tools/make_sample_bdd100k.py --out $(SAMPLE_ROOT) \
+		--num-images 1200 --width 256 --height 144
+	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/pipeline.py --root $(SAMPLE_ROOT) \
+		--out $(PIPELINE_OUT)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
