@@ -193,9 +193,8 @@ def merge_pseudo_labels(dicts, pseudo, source="pseudo labels"):
 
 
 def _log_merge(dicts, pseudo, used, overridden, source):
-    filled = [{**d, "labeled_tasks": d[PSEUDO_TASKS_KEY]} for d in dicts]
     logger.info(f"Pseudo labels from {source} fill images per task: "
-                f"{format_task_counts(filled, list(pseudo))}")
+                f"{format_task_counts(dicts, list(pseudo), PSEUDO_TASKS_KEY)}")
     if overridden:
         counts = ", ".join(f"{task} {overridden[task]}" for task in TASKS if overridden[task])
         logger.warning(f"Ground truth wins over the pseudo labels of {source} on images per "

@@ -143,9 +143,10 @@ def load_bdd100k(
     return dicts
 
 
-def format_task_counts(dicts, tasks=TASKS):
-    """``"detection 9, semantic 5, drivable 9"``: how many of ``dicts`` are labeled per task."""
-    counts = collections.Counter(t for d in dicts for t in d.get("labeled_tasks", ()))
+def format_task_counts(dicts, tasks=TASKS, key="labeled_tasks"):
+    """``"detection 9, semantic 5, drivable 9"``: how many of ``dicts`` are labeled per task
+    (name the tasks of each dict's ``key``, e.g. ``pseudo_tasks``)."""
+    counts = collections.Counter(t for d in dicts for t in d.get(key, ()))
     return ", ".join(f"{task} {counts[task]}" for task in tasks)
 
 
