@@ -223,6 +223,7 @@ def test_bad_pseudo_masks_are_named_by_the_mapper_and_check_dataset(
         assert e.value.path == small
         assert check_dataset.main([name, "--num-workers", "0"]) == 1
     out = capsys.readouterr().out
+    assert "semantic   labeled on 11 images (6 of them pseudo labels)" in out
     assert f"{small}: semantic mask is 64x36 (WxH) but its image is 128x72" in out
     assert f"{wrong}: semantic mask holds values [77] outside the valid ids 0..18" in out
 
