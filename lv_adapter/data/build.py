@@ -7,6 +7,7 @@ from detectron2.utils import comm
 from lv_adapter import compat
 from lv_adapter.data.datasets.bdd100k import format_task_counts
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
 from lv_adapter.data.validation import find_bad_records
 
 __all__ = ["check_files", "check_trained_tasks_are_labeled", "load_train_dicts"]
@@ -30,6 +31,8 @@ def load_train_dicts(cfg):
     )
     logger.info(f"{', '.join(names)}: {len(dicts)} training images per task: "
                 f"{format_task_counts(dicts)}")
+    if any(d.get(PSEUDO_TASKS_KEY) for d in dicts):
+        logger.info(f"of which pseudo labels: {format_task_counts(dicts, key=PSEUDO_TASKS_KEY)}")
     check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)
     if cfg.DATASETS.CHECK_AT_START:
         dicts = check_files(dicts, cfg.DATASETS.ON_BAD_SAMPLE, cfg.DATALOADER.NUM_WORKERS)

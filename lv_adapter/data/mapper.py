@@ -12,6 +12,7 @@ from detectron2.structures import Boxes, Instances
 
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
+from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
 from lv_adapter.data.readers import MASK_TASKS, check_image_size, read_image, read_record_mask
 
 __all__ = ["MultiTaskDatasetMapper", "build_multitask_augmentation"]
@@ -40,7 +41,10 @@ class MultiTaskDatasetMapper:
     * ``instances``: :class:`Instances` with ``gt_boxes`` (XYXY, clipped, empty boxes removed) and
       ``gt_classes``; crowd/ignore boxes are not targets; empty when detection is not labeled;
     * ``sem_seg``, ``drivable_seg``: HxW long tensors, 255 where ignored or not labeled;
-    * ``labeled_tasks``: tuple of the tasks this image has labels for;
+    * ``labeled_tasks``: tuple of the tasks this image has labels for (ground truth or pseudo);
+    * ``pseudo_tasks``: tuple, the subset of ``labeled_tasks`` whose labels are pseudo labels
+      (a teacher's); empty for ground truth only. Pseudo masks and boxes are read, checked and
+      augmented exactly as ground truth (every written pseudo box is a target);
     * ``file_name``, ``image_id``, ``height``, ``width``: passed through (original size).
 
     In test mode only the image is read and resized; evaluators read ground truth themselves.
@@ -98,6 +102,7 @@ class MultiTaskDatasetMapper:
         out = {k: dataset_dict[k] for k in keep if k in dataset_dict}
         out["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         out["labeled_tasks"] = tasks
+        out[PSEUDO_TASKS_KEY] = tuple(dataset_dict.get(PSEUDO_TASKS_KEY, ()))
         if self.is_train:
             out["instances"] = self._instances(dataset_dict, transforms, image.shape[:2])
             out.update(self._transform_masks(masks, transforms, image.shape[:2]))

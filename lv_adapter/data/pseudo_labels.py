@@ -12,15 +12,48 @@ The default root of a training setting is ``<datasets root>/bdd100k/pseudo/<sett
 
 Dataset dicts that carry pseudo labels name them in ``pseudo_tasks`` (a subset of
 ``labeled_tasks``); the mapper passes it on to the model input.
+
+Reading and merging (pure functions): :func:`load_pseudo_labels` reads a root with the BDD100K
+loader's readers; :func:`merge_pseudo_labels` fills the tasks a dataset dict lacks, ground truth
+always winning. :func:`register_with_pseudo_labels` registers any training set with any root;
+the ``bdd100k_<setting>_train_pseudo`` names are registered by
+:mod:`lv_adapter.data.datasets.builtin`.
 """
+import collections
+import functools
+import logging
 import os
 
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
-__all__ = ["PSEUDO_TASKS_KEY", "default_pseudo_root", "pseudo_label_paths", "summary_path"]
+from lv_adapter.data.datasets.bdd100k import (
+    LABEL_KEYS,
+    format_task_counts,
+    match_masks,
+    read_detection_frames,
+)
+from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
+from lv_adapter.data.errors import BadSampleError, BadSampleHandler
+
+__all__ = [
+    "PSEUDO_TASKS_KEY",
+    "default_pseudo_root",
+    "ground_truth_tasks",
+    "load_pseudo_labels",
+    "load_with_pseudo_labels",
+    "merge_pseudo_labels",
+    "pseudo_label_paths",
+    "register_with_pseudo_labels",
+    "summary_path",
+]
+
+logger = logging.getLogger(__name__)
 
 # Dataset-dict and model-input key: the labeled tasks whose labels are a teacher's, not people's.
 PSEUDO_TASKS_KEY = "pseudo_tasks"
+# Pseudo masks are named <image stem>.png (no 2018 suffixes, current drivable encoding).
+PSEUDO_MASK_ENDINGS = (".png",)
+GENERATOR = "tools/generate_pseudo_labels.py"  # named in the errors about a root
 
 
 def default_pseudo_root(datasets_root, setting):
@@ -47,3 +80,157 @@ def summary_path(pseudo_root, task):
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; tasks are {TASKS}")
     return os.path.join(pseudo_root, f"summary_{task}.json")
+
+
+def ground_truth_tasks(record):
+    """The tasks a dataset dict has ground truth for: ``labeled_tasks`` minus ``pseudo_tasks``."""
+    pseudo = record.get(PSEUDO_TASKS_KEY, ())
+    return [task for task in record.get("labeled_tasks", ()) if task not in pseudo]
+
+
+def load_pseudo_labels(pseudo_root, on_bad_sample=None):
+    """Read the pseudo labels of every task under ``pseudo_root`` (layout: module doc).
+
+    Frames and masks go through the BDD100K loader's readers, so a malformed file gets the same
+    error, naming it; each detection label must have a ``score`` in [0, 1], kept in its
+    annotation. The masks themselves are read later, by the mapper's readers.
+
+    Args:
+        pseudo_root (str): a folder written by the generator.
+        on_bad_sample (str or None): policy for a bad frame ("raise"/"skip"; None: the global
+            default). A missing or malformed file always raises.
+
+    Returns:
+        dict[str, dict[str, dict]]: task -> image stem -> that task's label keys
+        (``annotations``, ``sem_seg_file_name`` or ``drivable_file_name``), for the tasks with
+        complete labels; a task without any is logged and left out.
+
+    Raises:
+        BadSampleError: the root is missing, or a task has label files but no summary (its
+            generation is unfinished).
+    """
+    if not os.path.isdir(pseudo_root):
+        raise BadSampleError(
+            pseudo_root, f"pseudo-label root not found; write it with {GENERATOR}"
+        )
+    handler = BadSampleHandler(on_bad_sample, what="pseudo-label frame")
+    labels = {}
+    for task, path in pseudo_label_paths(pseudo_root).items():
+        if _is_complete(pseudo_root, task, path):
+            labels[task] = _read_task(task, path, handler) if os.path.exists(path) else {}
+    counts = ", ".join(f"{task} {len(labels[task])}" for task in labels) or "none"
+    logger.info(f"Loaded pseudo labels from {pseudo_root}: images per task: {counts}")
+    return labels
+
+
+def _is_complete(pseudo_root, task, path):
+    """True when ``task`` has a summary; False (logged) when it has nothing; raises when it has
+    label files but no summary."""
+    summary = summary_path(pseudo_root, task)
+    if os.path.isfile(summary):
+        return True
+    if os.path.exists(path):
+        raise BadSampleError(
+            pseudo_root,
+            f"the {task} pseudo labels are incomplete: {path} exists but {summary} does not "
+            f"(the generation was interrupted or is still running). Run {GENERATOR} for this "
+            "root again: it resumes where it stopped",
+        )
+    logger.warning(f"no {task} pseudo labels under {pseudo_root} (neither {path} nor {summary})")
+    return False
+
+
+def _read_task(task, path, handler):
+    """image stem -> label keys of ``task`` read from its file or folder."""
+    if task == DETECTION:
+        frames, _ = read_detection_frames(path, handler, with_scores=True)
+        if handler.count:
+            logger.warning(f"skipped {handler.count} bad frames of {path}")
+        return {stem: {"annotations": annotations} for stem, (_, annotations) in frames.items()}
+    key = LABEL_KEYS[task][0]
+    masks = match_masks(path, PSEUDO_MASK_ENDINGS, task)
+    return {stem: {key: mask} for stem, mask in masks.items()}
+
+
+def merge_pseudo_labels(dicts, pseudo, source="pseudo labels"):
+    """Fill each image's tasks without ground truth with its pseudo labels.
+
+    Per image and per task, ground truth wins: a pseudo label of a task the image is labeled for
+    is not used. Pseudo labels of images not in ``dicts`` are not used either. Both are counted
+    and logged with a few of the images named.
+
+    Args:
+        dicts (list[dict]): dataset dicts with ``image_id`` and ``labeled_tasks`` (not modified).
+        pseudo (dict): :func:`load_pseudo_labels`' result.
+        source (str): where ``pseudo`` comes from, for the log.
+
+    Returns:
+        list[dict]: a copy of each dict, in order; ``labeled_tasks`` also holds the filled tasks
+        (``TASKS`` order), ``pseudo_tasks`` (list) names them ([] when none), and the filled
+        tasks' label keys are added.
+    """
+    used = {task: set() for task in pseudo}
+    overridden = collections.Counter()
+    out = []
+    for d in dicts:
+        d = dict(d)
+        labeled, filled = set(d["labeled_tasks"]), set(d.get(PSEUDO_TASKS_KEY, ()))
+        for task, labels in pseudo.items():
+            if d["image_id"] not in labels:
+                continue
+            used[task].add(d["image_id"])
+            if task in labeled:
+                overridden[task] += 1
+                continue
+            d.update(labels[d["image_id"]])
+            labeled.add(task)
+            filled.add(task)
+        d["labeled_tasks"] = [task for task in TASKS if task in labeled]
+        d[PSEUDO_TASKS_KEY] = [task for task in TASKS if task in filled]
+        out.append(d)
+    _log_merge(out, pseudo, used, overridden, source)
+    return out
+
+
+def _log_merge(dicts, pseudo, used, overridden, source):
+    logger.info(f"Pseudo labels from {source} fill images per task: "
+                f"{format_task_counts(dicts, list(pseudo), PSEUDO_TASKS_KEY)}")
+    if overridden:
+        counts = ", ".join(f"{task} {overridden[task]}" for task in TASKS if overridden[task])
+        logger.warning(f"Ground truth wins over the pseudo labels of {source} on images per "
+                       f"task: {counts}; those pseudo labels are not used")
+    for task, labels in pseudo.items():
+        unknown = sorted(set(labels) - used[task])
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" (and {len(unknown) - 5} more)"
+                                              if len(unknown) > 5 else "")
+            logger.warning(f"{len(unknown)} {task} pseudo labels of {source} are of images not "
+                           f"in the dataset, and not used: {shown}")
+
+
+def load_with_pseudo_labels(base_dataset_name, pseudo_root):
+    """The dicts of a registered dataset merged with the pseudo labels of ``pseudo_root``."""
+    return merge_pseudo_labels(
+        DatasetCatalog.get(base_dataset_name), load_pseudo_labels(pseudo_root), source=pseudo_root
+    )
+
+
+def register_with_pseudo_labels(name, base_dataset_name, pseudo_root):
+    """Register dataset ``name``: ``base_dataset_name`` with the pseudo labels of
+    ``pseudo_root`` (:func:`load_with_pseudo_labels`); reads no file.
+
+    The metadata is the base's (its ``tasks`` stay the ground-truth tasks, which evaluators
+    score) plus ``pseudo_root``.
+
+    Raises:
+        KeyError: ``base_dataset_name`` is not registered.
+    """
+    if base_dataset_name not in DatasetCatalog.list():
+        raise KeyError(f"cannot register {name!r}: its base dataset {base_dataset_name!r} is not "
+                       "registered")
+    DatasetCatalog.register(
+        name, functools.partial(load_with_pseudo_labels, base_dataset_name, pseudo_root)
+    )
+    metadata = MetadataCatalog.get(base_dataset_name).as_dict()
+    metadata.pop("name")
+    MetadataCatalog.get(name).set(**metadata, pseudo_root=pseudo_root)

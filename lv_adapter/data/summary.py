@@ -12,6 +12,7 @@ from lv_adapter.data.datasets.categories import (
     SEMANTIC,
     TASKS,
 )
+from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
 from lv_adapter.data.readers import read_label_mask
 
 _MASKS = {
@@ -24,13 +25,15 @@ def summarize(dicts, read_masks=True):
     """Count images per task, boxes per class and (optionally) pixel shares per mask class.
 
     Returns:
-        dict: ``images`` (total), ``labeled`` (task -> images), ``task_sets`` (tuple of tasks ->
+        dict: ``images`` (total), ``labeled`` (task -> images, ground truth or pseudo),
+        ``pseudo`` (task -> images with pseudo labels), ``task_sets`` (tuple of tasks ->
         images), ``boxes`` (class -> targets), ``ignore_boxes`` (class -> crowd/ignore regions),
         ``pixels`` (task -> class -> fraction of labeled pixels; only when ``read_masks``).
     """
     out = {
         "images": len(dicts),
         "labeled": collections.Counter(),
+        "pseudo": collections.Counter(),
         "task_sets": collections.Counter(),
         "boxes": collections.Counter(),
         "ignore_boxes": collections.Counter(),
@@ -40,6 +43,7 @@ def summarize(dicts, read_masks=True):
         tasks = tuple(d.get("labeled_tasks", ()))
         out["task_sets"][tasks] += 1
         out["labeled"].update(tasks)
+        out["pseudo"].update(d.get(PSEUDO_TASKS_KEY, ()))
         for anno in d.get("annotations", []):
             key = "ignore_boxes" if anno.get("iscrowd", 0) else "boxes"
             out[key][DET_CLASSES[anno["category_id"]]] += 1
@@ -64,7 +68,9 @@ def format_summary(name, summary):
     """A few readable lines of :func:`summarize`'s result."""
     lines = [f"{name}: {summary['images']} images"]
     for task in TASKS:
-        lines.append(f"  {task:10s} labeled on {summary['labeled'][task]} images")
+        pseudo = summary["pseudo"][task]
+        more = f" ({pseudo} of them pseudo labels)" if pseudo else ""
+        lines.append(f"  {task:10s} labeled on {summary['labeled'][task]} images{more}")
     combos = sorted(summary["task_sets"].items())
     sets = ", ".join(f"{'+'.join(t) or 'none'}: {n}" for t, n in combos)
     lines.append(f"  label combinations: {sets}")

@@ -7,6 +7,8 @@ from detectron2.data import DatasetCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
+from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY, ground_truth_tasks
+
 __all__ = ["GroundTruth", "TaskEvaluator", "file_stem"]
 
 # Exports go to <output_dir>/bdd100k/..., the layout the official toolkit's commands are given.
@@ -39,21 +41,27 @@ class GroundTruth:
         return records[image_id]
 
     def labeled_tasks(self):
-        """The set of tasks that at least one image of the dataset is labeled for."""
-        return {task for d in self._load().values() for task in d["labeled_tasks"]}
+        """The set of tasks that at least one image of the dataset has ground truth for."""
+        return {task for d in self._load().values() for task in ground_truth_tasks(d)}
 
     def num_labeled(self, task):
-        """How many images of the dataset are labeled for ``task``."""
-        return sum(task in d["labeled_tasks"] for d in self._load().values())
+        """How many images of the dataset have ground truth for ``task``."""
+        return sum(task in ground_truth_tasks(d) for d in self._load().values())
+
+    def num_pseudo(self, task):
+        """How many images of the dataset have pseudo labels (never scored) for ``task``."""
+        return sum(task in d.get(PSEUDO_TASKS_KEY, ()) for d in self._load().values())
 
 
 class TaskEvaluator(DatasetEvaluator):
     """Base of the evaluators of one task of a multi-task dataset.
 
     Images that are not labeled for the task are skipped (they are neither empty ground truth
-    nor a source of false positives). Each process accumulates its own images; ``evaluate``
-    gathers them on the main process, which alone computes, writes and returns results (the
-    other processes return ``{}``, as detectron2's evaluators do).
+    nor a source of false positives). Pseudo labels are never scored: an image whose label of
+    the task is a pseudo label (in its ``pseudo_tasks``) is skipped like an unlabeled one, so a
+    dataset with pseudo labels is scored on its ground truth only. Each process accumulates its
+    own images; ``evaluate`` gathers them on the main process, which alone computes, writes and
+    returns results (the other processes return ``{}``, as detectron2's evaluators do).
 
     Args:
         dataset_name (str): a registered dataset whose dicts carry ``labeled_tasks``.
@@ -75,7 +83,7 @@ class TaskEvaluator(DatasetEvaluator):
         for inp, output in zip(inputs, outputs):
             image_id = inp.get("image_id") or file_stem(inp["file_name"])
             record = self._ground_truth.record(image_id)
-            if self._task in record["labeled_tasks"]:
+            if self._task in ground_truth_tasks(record):
                 yield record, output
 
     def _gather(self, local):
@@ -91,6 +99,10 @@ class TaskEvaluator(DatasetEvaluator):
         """Warn when images labeled for the task were never processed (their labels don't count)."""
         total = self._ground_truth.num_labeled(self._task)
         self._logger.info(f"Evaluated {self._task} on {num_evaluated} images")
+        num_pseudo = self._ground_truth.num_pseudo(self._task)
+        if num_pseudo:
+            self._logger.info(f"Skipped the {self._task} pseudo labels of {num_pseudo} images of "
+                              f"{self._dataset_name!r}: only ground truth is scored")
         if num_evaluated < total:
             self._logger.warning(
                 f"Only {num_evaluated} of the {total} images of {self._dataset_name!r} labeled "

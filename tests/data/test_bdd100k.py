@@ -28,7 +28,7 @@ OFFICIAL_NAMES = [
     f"bdd100k_{kind}_{split}"
     for kind in ("det", "drivable", "sem_seg", "multitask")
     for split in ("train", "val")
-] + [f"bdd100k_{setting}_train" for setting in SETTINGS]
+] + [f"bdd100k_{setting}_train{pseudo}" for setting in SETTINGS for pseudo in ("", "_pseudo")]
 
 
 def write_image(path, width=8, height=6):

@@ -42,11 +42,16 @@ from lv_adapter.data.datasets.categories import (
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
 
 __all__ = [
+    "DRIVABLE_ENDINGS",
     "LABEL_KEYS",
+    "SEM_SEG_ENDINGS",
     "bdd100k_metadata",
     "format_task_counts",
     "load_bdd100k",
+    "match_masks",
     "merge_by_image",
+    "read_detection_frames",
+    "read_frame_list",
     "register_bdd100k",
     "register_loader",
 ]
@@ -138,27 +143,18 @@ def load_bdd100k(
     return dicts
 
 
-def format_task_counts(dicts, tasks=TASKS):
-    """``"detection 9, semantic 5, drivable 9"``: how many of ``dicts`` are labeled per task."""
-    counts = collections.Counter(t for d in dicts for t in d.get("labeled_tasks", ()))
+def format_task_counts(dicts, tasks=TASKS, key="labeled_tasks"):
+    """``"detection 9, semantic 5, drivable 9"``: how many of ``dicts`` are labeled per task
+    (name the tasks of each dict's ``key``, e.g. ``pseudo_tasks``)."""
+    counts = collections.Counter(t for d in dicts for t in d.get(key, ()))
     return ", ".join(f"{task} {counts[task]}" for task in tasks)
 
 
 def _add_detection(entries, bad, det_json, image_root, handler):
     """Add one entry per frame of ``det_json``; stems of bad frames go to ``bad``."""
-    for index, frame in enumerate(_read_frame_list(det_json)):
-        name = frame.get("name") if isinstance(frame, dict) else None
-        stem = os.path.splitext(os.path.basename(name))[0] if isinstance(name, str) else None
-        try:
-            if not stem:
-                raise BadSampleError(det_json, f"frame {index} has no 'name'")
-            if stem in entries:
-                raise BadSampleError(det_json, f"frame {name!r} appears twice")
-            annotations = _frame_annotations(frame, det_json)
-        except BadSampleError as e:
-            handler(e)
-            bad.add(stem)
-            continue
+    frames, bad_stems = read_detection_frames(det_json, handler)
+    bad.update(bad_stems)
+    for stem, (name, annotations) in frames.items():
         entries[stem] = {
             "file_name": os.path.join(image_root, name),
             "sources": [f"{det_json} (frame {name!r})"],
@@ -166,7 +162,39 @@ def _add_detection(entries, bad, det_json, image_root, handler):
         }
 
 
-def _read_frame_list(path):
+def read_detection_frames(det_json, handler, with_scores=False):
+    """Read the frames of a ``det_20``-style JSON file into Detectron2 annotations.
+
+    Args:
+        det_json (str): the JSON list of frames.
+        handler (BadSampleHandler): decides whether a bad frame raises or is skipped.
+        with_scores (bool): every label must carry a ``score`` in [0, 1] (pseudo labels), which
+            each annotation keeps as ``score``.
+
+    Returns:
+        tuple[dict, set]: image stem -> ``(frame name, annotations)`` of the good frames, in
+        file order; the stems of the skipped frames (None for a frame without a name).
+        A missing or malformed file raises BadSampleError whatever the policy.
+    """
+    frames, bad = {}, set()
+    for index, frame in enumerate(read_frame_list(det_json)):
+        name = frame.get("name") if isinstance(frame, dict) else None
+        stem = os.path.splitext(os.path.basename(name))[0] if isinstance(name, str) else None
+        try:
+            if not stem:
+                raise BadSampleError(det_json, f"frame {index} has no 'name'")
+            if stem in frames:
+                raise BadSampleError(det_json, f"frame {name!r} appears twice")
+            annotations = _frame_annotations(frame, det_json, with_scores)
+        except BadSampleError as e:
+            handler(e)
+            bad.add(stem)
+            continue
+        frames[stem] = (name, annotations)
+    return frames, bad
+
+
+def read_frame_list(path):
     """Read a JSON file that must hold a list; any problem with the file raises."""
     if not os.path.isfile(path):
         raise BadSampleError(path, "detection label file not found")
@@ -184,7 +212,7 @@ def _read_frame_list(path):
     return frames
 
 
-def _frame_annotations(frame, det_json):
+def _frame_annotations(frame, det_json, with_scores=False):
     """Detectron2 annotations of one frame; ``labels`` missing or null means zero objects."""
     labels = frame.get("labels") or []
     where = f"frame {frame['name']!r}"
@@ -203,15 +231,23 @@ def _frame_annotations(frame, det_json):
         except KeyError:
             raise BadSampleError(det_json, f"{what}: unknown category") from None
         crowd = bool((label.get("attributes") or {}).get("crowd", False))
-        annotations.append(
-            {
-                "bbox": _box(label.get("box2d"), det_json, what),
-                "bbox_mode": BoxMode.XYXY_ABS,
-                "category_id": category_id,
-                "iscrowd": int(crowd or is_ignore),
-            }
-        )
+        annotation = {
+            "bbox": _box(label.get("box2d"), det_json, what),
+            "bbox_mode": BoxMode.XYXY_ABS,
+            "category_id": category_id,
+            "iscrowd": int(crowd or is_ignore),
+        }
+        if with_scores:
+            annotation["score"] = _score(label.get("score"), det_json, what)
+        annotations.append(annotation)
     return annotations
+
+
+def _score(score, det_json, what):
+    """A pseudo label's confidence: a number in [0, 1]."""
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
+        raise BadSampleError(det_json, f"{what}: 'score' must be a number in [0, 1], got {score!r}")
+    return float(score)
 
 
 def _box(box2d, det_json, what):
@@ -229,28 +265,40 @@ def _box(box2d, det_json, what):
 
 
 def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
-    """Add the masks of ``mask_root`` (files ending in one of ``endings``, in any letter case) to
-    ``entries``; warn about the other files, which label nothing."""
+    """Add the masks of ``mask_root`` (see :func:`match_masks`) to ``entries``."""
+    key = LABEL_KEYS[task][0]
+    for stem, path in match_masks(mask_root, endings, task).items():
+        record = entries.setdefault(
+            stem, {"file_name": os.path.join(image_root, stem + IMAGE_EXT), "sources": []}
+        )
+        record["sources"].append(path)
+        record[task] = {key: path, **({"drivable_legacy": True} if legacy else {})}
+
+
+def match_masks(mask_root, endings, task):
+    """The masks of ``mask_root``: files ending in one of ``endings``, in any letter case.
+
+    The other files label nothing: a warning names them. A missing folder, or two masks of one
+    image, raise BadSampleError.
+
+    Returns:
+        dict[str, str]: image stem -> mask path, sorted by file name.
+    """
     if not os.path.isdir(mask_root):
         raise BadSampleError(mask_root, f"{task} mask folder not found")
-    key = LABEL_KEYS[task][0]
-    strays, num_masks = [], 0
+    masks, strays = {}, []
     for entry in sorted(os.scandir(mask_root), key=lambda e: e.name):
         stem = _mask_stem(entry.name, endings)
         if stem is None or not entry.is_file():
             strays.append(entry.name)
             continue
-        record = entries.setdefault(
-            stem, {"file_name": os.path.join(image_root, stem + IMAGE_EXT), "sources": []}
-        )
-        if task in record:
+        if stem in masks:
             raise BadSampleError(
-                entry.path, f"a second {task} mask of image {stem!r} (first: {record[task][key]})"
+                entry.path, f"a second {task} mask of image {stem!r} (first: {masks[stem]})"
             )
-        record["sources"].append(entry.path)
-        record[task] = {key: entry.path, **({"drivable_legacy": True} if legacy else {})}
-        num_masks += 1
-    _warn_about_strays(mask_root, strays, num_masks, endings, task)
+        masks[stem] = entry.path
+    _warn_about_strays(mask_root, strays, len(masks), endings, task)
+    return masks
 
 
 def _mask_stem(file_name, endings):

@@ -8,7 +8,10 @@ Names (``<root>/bdd100k`` holds the official layout):
 * ``bdd100k_multitask_{train,val}``: the three merged by image; the train set drops the 10k-train
   images that are also 100k-val images (the same picture under the same stem);
 * ``bdd100k_{full,disjoint_normal,disjoint_balance}_train``: the paper's training settings
-  (:mod:`lv_adapter.data.splits`) over ``bdd100k_multitask_train``.
+  (:mod:`lv_adapter.data.splits`) over ``bdd100k_multitask_train``;
+* ``bdd100k_{full,disjoint_normal,disjoint_balance}_train_pseudo``: each setting with the pseudo
+  labels under ``<root>/bdd100k/pseudo/<setting>`` filling the tasks an image lacks
+  (:mod:`lv_adapter.data.pseudo_labels`; ground truth wins).
 """
 import functools
 import logging
@@ -21,6 +24,7 @@ from lv_adapter.data.datasets.bdd100k import (
 )
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.errors import BadSampleError
+from lv_adapter.data.pseudo_labels import default_pseudo_root, register_with_pseudo_labels
 from lv_adapter.data.splits import SETTINGS, apply_split, leaked_stems, load_split, make_split
 
 __all__ = [
@@ -122,6 +126,10 @@ def register_all_bdd100k(root):
     for setting in SETTINGS:
         loader = functools.partial(load_setting, root, setting)
         _register_multitask(f"bdd100k_{setting}_train", root, "train", loader)
+        register_with_pseudo_labels(
+            f"bdd100k_{setting}_train_pseudo", f"bdd100k_{setting}_train",
+            default_pseudo_root(root, setting),
+        )
 
 
 def check_datasets_root(root):
