@@ -29,7 +29,7 @@ from detectron2.utils import comm
 from detectron2.utils import events
 
 from lv_adapter.data.splits import keep_tasks
-from lv_adapter.data.task_schedule import STRATEGIES, ZEROING, TaskSchedule, task_probabilities
+from lv_adapter.data.task_schedule import TaskSchedule, task_probabilities
 
 __all__ = ["TASK_SCALAR", "TaskBatchLoader", "TaskBatchSampler", "build_task_batch_loader",
            "task_pools"]
@@ -194,12 +194,9 @@ def build_task_batch_loader(dicts, mapper, *, tasks, strategy, batch_size, seed=
     Returns:
         TaskBatchLoader: starts at iteration 0 until ``set_start_iter``.
     """
-    if strategy not in STRATEGIES or strategy == ZEROING:
-        raise ValueError(f"DATALOADER.TASK_STRATEGY {strategy!r} is not a per-task strategy "
-                         f"({STRATEGIES[1:]})")
     pools = task_pools(dicts, tasks, strategy)
     sizes = [len(pool) for pool in pools]
-    probabilities = task_probabilities(strategy, sizes)
+    probabilities = task_probabilities(strategy, sizes)  # raises for zeroing and unknown names
     schedule = TaskSchedule(len(tasks), probabilities, seed)
     _log_strategy(strategy, tasks, sizes, probabilities, batch_size, world_size)
     data_loader = torch.utils.data.DataLoader(

@@ -15,13 +15,26 @@ import numpy as np
 __all__ = ["STRATEGIES", "ZEROING", "TaskSchedule", "task_probabilities"]
 
 ZEROING = "zeroing"
-STRATEGIES = (ZEROING, "uniform", "weighted", "round_robin")
 
 # Tasks are drawn in blocks of this many iterations, each block from its own generator seeded
 # with (seed, block): replaying the tasks before a resumed iteration costs one draw per block.
 _BLOCK = 1024
 # Keeps the task draws apart from other streams seeded with the same seed.
 _STREAM = 0
+
+
+def _uniform(image_counts):
+    return [1.0 / len(image_counts)] * len(image_counts)
+
+
+def _weighted(image_counts):
+    total = float(sum(image_counts))
+    return [count / total for count in image_counts]
+
+
+# Per-task strategy -> the task probabilities from the tasks' labeled image counts; None: in turn.
+_PROBABILITIES = {"uniform": _uniform, "weighted": _weighted, "round_robin": None}
+STRATEGIES = (ZEROING, *_PROBABILITIES)
 
 
 def task_probabilities(strategy, image_counts):
@@ -34,15 +47,11 @@ def task_probabilities(strategy, image_counts):
     Returns:
         list[float] or None: one probability per task, summing to 1.
     """
-    if strategy == "round_robin":
-        return None
-    if strategy == "uniform":
-        return [1.0 / len(image_counts)] * len(image_counts)
-    if strategy == "weighted":
-        total = float(sum(image_counts))
-        return [count / total for count in image_counts]
-    raise ValueError(f"DATALOADER.TASK_STRATEGY {strategy!r} has no task schedule; "
-                     f"the per-task strategies are {STRATEGIES[1:]}")
+    if strategy not in _PROBABILITIES:
+        raise ValueError(f"DATALOADER.TASK_STRATEGY {strategy!r} has no task schedule; "
+                         f"the per-task strategies are {STRATEGIES[1:]}")
+    probabilities = _PROBABILITIES[strategy]
+    return None if probabilities is None else probabilities(image_counts)
 
 
 class TaskSchedule:

@@ -206,6 +206,11 @@ def test_bad_strategy_configs_are_refused_naming_the_keys(tmp_path, opts, messag
         train_net.main(train_args(tmp_path, *opts))
 
 
+def test_zeroing_has_no_task_schedule():
+    with pytest.raises(ValueError, match="DATALOADER.TASK_STRATEGY 'zeroing' has no task schedule"):
+        task_probabilities("zeroing", [1, 2, 3])
+
+
 def test_zeroing_keeps_the_task_repeat_factor_sampler():
     cfg = build_config(TINY, ["DATALOADER.SAMPLER_TRAIN", "TaskRepeatFactorSampler"])
     assert cfg.DATALOADER.TASK_STRATEGY == "zeroing"
