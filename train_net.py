@@ -11,7 +11,7 @@ The results of the final evaluation (after training, or of ``--eval-only``) are 
 import os
 import weakref
 
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.data import build_detection_test_loader
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
@@ -20,9 +20,8 @@ from detectron2.utils.logger import setup_logger
 from lv_adapter import compat
 from lv_adapter.config import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
-from lv_adapter.data.build import load_train_dicts
+from lv_adapter.data.build import build_train_loader
 from lv_adapter.data.errors import set_default_policy
-from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.engine import (
     SafeCheckpointer,
     build_lr_scheduler,
@@ -62,16 +61,14 @@ class Trainer(DefaultTrainer):
         super().train()
         return getattr(self, "_last_eval_results", None)
 
+    def resume_or_load(self, resume=True):
+        super().resume_or_load(resume=resume)
+        # The per-task strategies continue their task sequence at the resumed iteration.
+        compat.restart_train_loader(self._trainer, self.start_iter)
+
     @classmethod
     def build_train_loader(cls, cfg):
-        # The dicts are loaded here (not inside detectron2's builder) because the task sampler
-        # needs each record's labeled_tasks; detectron2's own samplers get None and are built
-        # by it as usual.
-        dataset = load_train_dicts(cfg)  # also counts and checks the tasks' labels
-        return build_detection_train_loader(
-            cfg, mapper=MultiTaskDatasetMapper(cfg, True), dataset=dataset,
-            sampler=build_task_sampler(cfg, dataset),
-        )
+        return build_train_loader(cfg, MultiTaskDatasetMapper(cfg, True))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):

@@ -262,3 +262,22 @@ def end_failed_checkpoint_load(checkpointer):
     """
     if getattr(checkpointer, "_parsed_url_during_load", None) is not None:
         checkpointer._parsed_url_during_load = None
+
+
+def restart_train_loader(trainer, start_iter):
+    """Make the training loader of ``trainer`` (detectron2's ``SimpleTrainer`` or a subclass)
+    start at iteration ``start_iter``, if it can (``set_start_iter``; detectron2's own loaders
+    cannot and are left alone).
+
+    detectron2 0.6 makes the loader's iterator in ``SimpleTrainer.__init__``, before
+    ``resume_or_load`` knows the start iteration: it is replaced here. Its main branch makes it
+    at the first step (``_data_loader_iter_obj``): it is cleared here, in case one was made.
+    """
+    loader = trainer.data_loader
+    if not hasattr(loader, "set_start_iter"):
+        return
+    loader.set_start_iter(start_iter)
+    if hasattr(trainer, "_data_loader_iter_obj"):
+        trainer._data_loader_iter_obj = None
+    else:
+        trainer._data_loader_iter = iter(loader)

@@ -7,6 +7,7 @@ from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
 
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE_CLASSES, SEM_SEG_CLASSES, TASKS
+from lv_adapter.data.task_schedule import STRATEGIES, ZEROING
 from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES as MASK_FORMER_NODES
 
 
@@ -33,7 +34,7 @@ def validate_config(cfg):
     """Raise a ValueError naming every config key whose value cannot work together with the
     others, or that the model would use without complaint but wrongly.
     """
-    problems = _task_problems(cfg) + _hidden_dim_problems(cfg)
+    problems = _task_problems(cfg) + _hidden_dim_problems(cfg) + _task_strategy_problems(cfg)
     if problems:
         raise ValueError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -45,6 +46,27 @@ def _task_problems(cfg):
     for key, weight in cfg.MODEL.TASK_WEIGHTS.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             problems.append(f"MODEL.TASK_WEIGHTS.{key} is {weight!r}; it must be a number >= 0")
+    return problems
+
+
+def _task_strategy_problems(cfg):
+    """DATALOADER.TASK_STRATEGY: a known name; the per-task ones choose the images themselves."""
+    strategy = cfg.DATALOADER.TASK_STRATEGY
+    if strategy not in STRATEGIES:
+        return [f"DATALOADER.TASK_STRATEGY is {strategy!r}; it must be one of {STRATEGIES}"]
+    if strategy == ZEROING:
+        return []
+    problems = []
+    if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler":
+        problems.append(
+            f"DATALOADER.SAMPLER_TRAIN {cfg.DATALOADER.SAMPLER_TRAIN!r} conflicts with "
+            f"DATALOADER.TASK_STRATEGY {strategy!r}: that strategy draws each iteration's task and "
+            f"images itself; use SAMPLER_TRAIN TrainingSampler, or TASK_STRATEGY {ZEROING!r} to "
+            f"sample mixed batches with {cfg.DATALOADER.SAMPLER_TRAIN}"
+        )
+    if not (isinstance(cfg.DATALOADER.TASK_SEED, int) and cfg.DATALOADER.TASK_SEED >= 0):
+        problems.append(f"DATALOADER.TASK_SEED is {cfg.DATALOADER.TASK_SEED!r}; it must be an "
+                        f"integer >= 0")
     return problems
 
 
@@ -91,6 +113,7 @@ def add_lv_adapter_config(cfg):
     _add_lv_adapter_keys(cfg)
     _add_data_config(cfg)
     _add_data_check_config(cfg)
+    _add_task_strategy_config(cfg)
     _add_solver_config(cfg)
     _add_sparse_rcnn_config(cfg)
     _add_mask_former_config(cfg)
@@ -116,6 +139,17 @@ def _add_data_config(cfg):
     # With DATALOADER.SAMPLER_TRAIN "TaskRepeatFactorSampler" (lv_adapter/data/samplers.py) an
     # image is drawn max(factor of its labeled tasks) times per epoch on average.
     cfg.DATALOADER.TASK_REPEAT_FACTORS = CN({task.upper(): 1.0 for task in TASKS})
+
+
+def _add_task_strategy_config(cfg):
+    # Co-training strategy of the paper's table 1 (lv_adapter/data/task_schedule.py):
+    # "zeroing": mixed batches drawn by DATALOADER.SAMPLER_TRAIN, no loss for unlabeled tasks;
+    # "uniform" / "weighted" / "round_robin": each iteration trains one task of MODEL.TASKS, drawn
+    # uniformly / in proportion to its labeled images / in turn, on images labeled for it.
+    cfg.DATALOADER.TASK_STRATEGY = "zeroing"
+    # Seed of the per-task strategies' task sequence and image orders. Not SEED: with SEED -1
+    # (random) a resumed run must still continue the same sequence.
+    cfg.DATALOADER.TASK_SEED = 0
 
 
 def _add_data_check_config(cfg):

@@ -1,21 +1,44 @@
-"""The training set of a config: loaded, counted per task, and checked before training starts."""
+"""The training set of a config: loaded, counted per task, checked before training starts, and
+its loader."""
 import logging
 
-from detectron2.data import MetadataCatalog
+from detectron2.data import MetadataCatalog, build_detection_train_loader
 from detectron2.utils import comm
 
 from lv_adapter import compat
 from lv_adapter.data.datasets.bdd100k import format_task_counts
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
+from lv_adapter.data.samplers import build_task_sampler
+from lv_adapter.data.task_batches import build_task_batch_loader
+from lv_adapter.data.task_schedule import ZEROING
 from lv_adapter.data.validation import find_bad_records
 
-__all__ = ["check_files", "check_trained_tasks_are_labeled", "load_train_dicts"]
+__all__ = [
+    "build_train_loader", "check_files", "check_trained_tasks_are_labeled", "load_train_dicts",
+]
 
 logger = logging.getLogger(__name__)
 
 # The metadata key that names where each task's labels come from (see register_loader).
 _LABEL_SOURCE_KEYS = {DETECTION: "json_file", SEMANTIC: "sem_seg_root", DRIVABLE: "drivable_root"}
+
+
+def build_train_loader(cfg, mapper):
+    """The training loader of ``cfg``: mixed batches (``DATALOADER.TASK_STRATEGY`` zeroing, drawn
+    by ``DATALOADER.SAMPLER_TRAIN``) or one task per iteration (the other strategies).
+
+    Args:
+        mapper (callable): dataset dict -> model input.
+    """
+    # Loaded here (not inside detectron2's builder): the samplers need each labeled_tasks.
+    dicts = load_train_dicts(cfg)  # also counts and checks the tasks' labels
+    if cfg.DATALOADER.TASK_STRATEGY == ZEROING:
+        # detectron2's own sampler names give None: its builder makes them as usual
+        return build_detection_train_loader(
+            cfg, mapper=mapper, dataset=dicts, sampler=build_task_sampler(cfg, dicts)
+        )
+    return build_task_batch_loader(cfg, dicts, mapper)
 
 
 def load_train_dicts(cfg):

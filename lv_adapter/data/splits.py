@@ -19,9 +19,13 @@ import random
 from lv_adapter.data.datasets.bdd100k import LABEL_KEYS
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.errors import BadSampleError
+from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
 from lv_adapter.utils.io import atomic_path
 
-__all__ = ["SETTINGS", "apply_split", "leaked_stems", "load_split", "make_split", "save_split"]
+__all__ = [
+    "SETTINGS", "apply_split", "keep_tasks", "leaked_stems", "load_split", "make_split",
+    "save_split",
+]
 
 SETTINGS = {
     "full": None,
@@ -138,7 +142,7 @@ def apply_split(dicts, split, source=None):
     for d in dicts:
         kept = [task for task in TASKS if d["image_id"] in members[task]]
         if kept:
-            out.append(_keep_tasks(d, kept, source))
+            out.append(keep_tasks(d, kept, source))
     found = {d["image_id"] for d in dicts}
     absent = [(task, stem) for task in TASKS for stem in sorted(members[task] - found)]
     if absent:
@@ -146,14 +150,20 @@ def apply_split(dicts, split, source=None):
     return out
 
 
-def _keep_tasks(d, kept, source):
-    """Copy of ``d`` labeled for the tasks ``kept`` only."""
+def keep_tasks(d, kept, source=None):
+    """Copy of ``d`` labeled for the tasks ``kept`` only (a subset of its ``labeled_tasks``).
+
+    The label keys of the other tasks are removed, and ``pseudo_tasks``, when present, keeps the
+    pseudo-labeled tasks among ``kept``. ``source`` (a split folder) is named in errors.
+    """
     for task in kept:
         if task not in d["labeled_tasks"]:
             raise _not_labeled(task, d["image_id"], source)
     dropped = {key for task in TASKS if task not in kept for key in LABEL_KEYS[task]}
     out = {k: v for k, v in d.items() if k not in dropped}
     out["labeled_tasks"] = list(kept)
+    if PSEUDO_TASKS_KEY in d:
+        out[PSEUDO_TASKS_KEY] = [task for task in d[PSEUDO_TASKS_KEY] if task in kept]
     return out
 
 
