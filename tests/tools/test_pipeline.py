@@ -65,8 +65,9 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_failure(tmp_path):
     write_tiny_recipe(configs)  # the cause fixed: the same command continues
     second = run_pipeline(root, out, configs)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    for stage in ["split", *(f"teacher_{t}" for t in TEST_SETS), *(f"pseudo_{t}" for t in TEST_SETS),
-                  "zeroing_loss", "self_training"]:
+    stages = ["split", *(f"teacher_{t}" for t in TEST_SETS), *(f"pseudo_{t}" for t in TEST_SETS),
+              "zeroing_loss", "self_training"]
+    for stage in stages:
         assert f"{stage}: complete, skipped" in second.stdout
     assert "lv_adapter: done" in second.stdout
 
