@@ -112,6 +112,7 @@ def main(argv=None):
     done = read_summary(root, task)
     if args.force:
         remove_outputs(root, task)
+        done = None
     elif done and (done.get("dataset"), done.get("limit")) == (args.dataset, args.limit):
         print(f"{task} pseudo labels in {root} are complete ({summary_path(root, task)}); "
               "nothing to do (--force relabels)")
