@@ -289,3 +289,41 @@ def test_an_unreadable_image_is_named(teachers, tmp_path):
         DatasetCatalog.pop("pseudo_test_broken")
     masks = pseudo_label_paths(str(tmp_path / "out"))["drivable"]
     assert not os.path.isdir(masks) or not os.listdir(masks)
+
+
+def test_benchmark_scores_pseudo_labels_on_the_held_back_ground_truth(labeled, tmp_path):
+    import benchmark_pseudo_labels as bench
+    from lv_adapter.data.datasets.categories import DET_CLASSES
+    from lv_adapter.utils.io import write_image, write_json
+
+    def held_back(task):
+        args = bench.parse_args(["--dataset", DATASET, "--output", str(tmp_path),
+                                 "--teacher", f"{task}=teacher.yaml:teacher.pth"])
+        records = bench.held_back(args, task)
+        assert records and {r["image_id"] for r in records} < set(lacking(task))
+        return records
+
+    # Pseudo labels equal to the hidden ground truth score 100, through the written formats.
+    records = held_back("detection")
+    frames = [{"name": os.path.basename(r["file_name"]), "labels": [
+        {"id": str(i), "category": DET_CLASSES[a["category_id"]], "score": 1.0,
+         "box2d": dict(zip(("x1", "y1", "x2", "y2"), np.subtract(a["bbox"], [0, 0, 1, 1])))}
+        for i, a in enumerate(r["annotations"]) if not a["iscrowd"]]} for r in records]
+    write_json(pseudo_label_paths(str(tmp_path))["detection"], frames)
+    assert bench.detection_quality(str(tmp_path), records)["AP50"] == pytest.approx(100)
+    records = held_back("drivable")
+    for r in records:
+        mask = read_label_mask(r["drivable_file_name"], "drivable", (r["height"], r["width"]))
+        mask = mask.copy()
+        mask[: r["height"] // 2] = 255  # half the pixels not confident: not scored
+        write_image(os.path.join(pseudo_label_paths(str(tmp_path))["drivable"],
+                                 f"{r['image_id']}.png"), mask)
+    quality = bench.segmentation_quality(str(tmp_path), "drivable", records)
+    assert quality["mIoU"] == pytest.approx(100) and quality["kept %"] == pytest.approx(50)
+    # The tiny teacher's own labels: the share of held-back pixels they keep
+    root = str(labeled["drivable"][0])
+    quality = bench.segmentation_quality(root, "drivable", records)
+    kept = [read_label_mask(os.path.join(pseudo_label_paths(root)["drivable"],
+                                         f"{r['image_id']}.png"), "drivable") != 255
+            for r in records]
+    assert quality["kept %"] == pytest.approx(100 * np.concatenate(kept, axis=None).mean())
