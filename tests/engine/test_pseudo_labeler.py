@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 import train_net
@@ -29,12 +30,12 @@ import generate_pseudo_labels as tool  # noqa: E402
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 TOOL = os.path.join(REPO, "tools", "generate_pseudo_labels.py")
 DATASET = "bdd100k_disjoint_normal_train"
-# Low enough that the 2-iteration teachers leave both kept and ignored pixels and a few boxes.
-THRESHOLDS = {
-    "detection": ("PSEUDO_LABELS.DET_SCORE_THRESH", "0.02"),
-    "semantic": ("PSEUDO_LABELS.SEM_SEG_THRESH", "0.1"),
-    "drivable": ("PSEUDO_LABELS.DRIVABLE_THRESH", "0.4"),
+THRESHOLD_KEYS = {
+    "detection": "PSEUDO_LABELS.DET_SCORE_THRESH",
+    "semantic": "PSEUDO_LABELS.SEM_SEG_THRESH",
+    "drivable": "PSEUDO_LABELS.DRIVABLE_THRESH",
 }
+SCORE_KEYS = {"semantic": "sem_seg", "drivable": "drivable_seg"}
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +65,43 @@ def _unregister(names):
 
 
 @pytest.fixture(scope="module")
-def teachers(datasets_root, tmp_path_factory):
-    """Each task's tiny teacher, trained 2 iterations by train_net.py: task -> weights."""
-    weights = {}
-    for task in THRESHOLDS:
+def teachers(datasets_root, image_root, tmp_path_factory):
+    """Each task's tiny teacher, trained 2 iterations by train_net.py: task -> its ``weights``,
+    ``outputs`` on the images lacking the task, and a ``threshold`` that keeps about half of
+    its boxes or pixels (the median score or confidence), whatever the weights came out as."""
+    found = {}
+    for task in THRESHOLD_KEYS:
         out = tmp_path_factory.mktemp(f"teacher-{task}")
         argv = ["--config-file", TINY, "MODEL.TASKS", f"['{task}']", "SOLVER.MAX_ITER", "2",
                 "DATASETS.TEST", "()", "OUTPUT_DIR", str(out)]
         train_net.main(train_net.default_argument_parser().parse_args(argv))
-        weights[task] = str(out / "model_final.pth")
-    return weights
+        weights = str(out / "model_final.pth")
+        outputs = teacher_outputs(weights, task, image_root, lacking(task))
+        found[task] = {"weights": weights, "outputs": outputs,
+                       "threshold": median_confidence(task, outputs.values())}
+    return found
+
+
+def teacher_outputs(weights, task, image_root, image_ids):
+    """The teacher's outputs on the images, predicted outside of the tool."""
+    cfg = build_config(TINY, ["MODEL.TASKS", f"['{task}']", "MODEL.WEIGHTS", weights])
+    predict = Predictor(cfg)
+    return {i: predict(read_image(os.path.join(image_root, f"{i}.jpg"), cfg.INPUT.FORMAT))
+            for i in image_ids}
+
+
+def median_confidence(task, outputs):
+    if task == "detection":
+        values = [o["instances"].scores for o in outputs]
+    else:
+        scores = [o[SCORE_KEYS[task]] for o in outputs]
+        values = [(s.max(dim=0).values / s.sum(dim=0)).ravel() for s in scores]
+    return round(float(torch.cat(values).median()), 4)
 
 
 def teacher_opts(teachers, task):
-    return ["MODEL.TASKS", f"['{task}']", "MODEL.WEIGHTS", teachers[task], *THRESHOLDS[task]]
+    return ["MODEL.TASKS", f"['{task}']", "MODEL.WEIGHTS", teachers[task]["weights"],
+            THRESHOLD_KEYS[task], str(teachers[task]["threshold"])]
 
 
 def argv_for(teachers, task, *extra, dataset=DATASET):
@@ -88,7 +112,7 @@ def argv_for(teachers, task, *extra, dataset=DATASET):
 def labeled(datasets_root, teachers, tmp_path_factory):
     """One uninterrupted single-process run per task: task -> (root, summary)."""
     runs = {}
-    for task in THRESHOLDS:
+    for task in THRESHOLD_KEYS:
         root = tmp_path_factory.mktemp(f"pseudo-{task}")
         runs[task] = (root, tool.main(argv_for(teachers, task, "--output", str(root))))
     return runs
@@ -111,36 +135,29 @@ def image_root(datasets_root, tmp_path_factory):
     return str(folder)
 
 
-def teacher_outputs(teachers, task, image_root, image_ids):
-    cfg = build_config(TINY, teacher_opts(teachers, task))
-    predict = Predictor(cfg)
-    return {i: predict(read_image(os.path.join(image_root, f"{i}.jpg"), cfg.INPUT.FORMAT))
-            for i in image_ids}
-
-
 def test_detection_labels_load_back_as_the_teachers_boxes(labeled, teachers, image_root):
     root, summary = labeled["detection"]
     det_json = pseudo_label_paths(str(root))["detection"]
     dicts = load_bdd100k(image_root, det_json=det_json)
     ids = lacking("detection")
     assert [d["image_id"] for d in dicts] == ids and 0 < len(ids) < len(DatasetCatalog.get(DATASET))
-    outputs = teacher_outputs(teachers, "detection", image_root, ids)
+    outputs, threshold = teachers["detection"]["outputs"], teachers["detection"]["threshold"]
     num_boxes = 0
     for d in dicts:
         instances = outputs[d["image_id"]]["instances"]
         order = instances.scores.argsort(descending=True)
-        kept = order[instances.scores[order] >= 0.02]
+        kept = order[instances.scores[order] >= threshold]
         expected = instances.pred_boxes.tensor[kept].numpy()
         got = np.array([a["bbox"] for a in d["annotations"]]).reshape(-1, 4)
         np.testing.assert_allclose(got, expected, atol=2e-3)
         assert [a["category_id"] for a in d["annotations"]] == instances.pred_classes[kept].tolist()
         num_boxes += len(kept)
-    assert num_boxes > 0
+    assert 0 < num_boxes < sum(len(o["instances"]) for o in outputs.values())
     with open(det_json) as f:
         scores = [label["score"] for frame in json.load(f) for label in frame["labels"]]
-    assert min(scores) >= 0.02
+    assert min(scores) >= threshold
     assert summary["images"] == len(ids) and summary["boxes"] == num_boxes
-    assert summary["threshold"] == {"PSEUDO_LABELS.DET_SCORE_THRESH": 0.02}
+    assert summary["threshold"] == {"PSEUDO_LABELS.DET_SCORE_THRESH": threshold}
 
 
 @pytest.mark.parametrize("task", ["semantic", "drivable"])
@@ -150,9 +167,8 @@ def test_masks_load_back_as_the_teachers_confident_labels(labeled, teachers, ima
     dicts = load_bdd100k(image_root, **{key: pseudo_label_paths(str(root))[task]})
     ids = lacking(task)
     assert [d["image_id"] for d in dicts] == ids
-    outputs = teacher_outputs(teachers, task, image_root, ids)
-    output_key = "sem_seg" if task == "semantic" else "drivable_seg"
-    threshold = float(THRESHOLDS[task][1])
+    outputs, threshold = teachers[task]["outputs"], teachers[task]["threshold"]
+    output_key = SCORE_KEYS[task]
     masks = []
     for d in dicts:
         file_key = "sem_seg_file_name" if task == "semantic" else "drivable_file_name"
@@ -166,7 +182,6 @@ def test_masks_load_back_as_the_teachers_confident_labels(labeled, teachers, ima
 
 
 def test_confidence_is_the_winning_share_of_the_summed_scores():
-    import torch
     scores = torch.tensor([[[3.0, 0.0, 0.2]], [[1.0, 0.0, 0.2]], [[0.0, 0.0, 0.2]]])  # 3 x 1 x 3
     # pixel 0: share 0.75; pixel 1: no score at all; pixel 2: a three-way tie (1/3)
     assert confident_labels(scores, 0.7).tolist() == [[0, 255, 255]]
@@ -258,7 +273,7 @@ def test_bad_inputs_get_clear_errors(datasets_root, teachers, tmp_path, capsys):
     out = ["--output", str(tmp_path / "out")]
     with pytest.raises(ValueError, match=r"exactly one task in MODEL.TASKS"):
         tool.main(["--config-file", TINY, "--dataset", DATASET, *out,
-                   "MODEL.WEIGHTS", teachers["semantic"]])
+                   "MODEL.WEIGHTS", teachers["semantic"]["weights"]])
     missing = str(tmp_path / "nowhere.pth")
     with pytest.raises(FileNotFoundError, match=f"MODEL.WEIGHTS: teacher checkpoint {missing}"):
         tool.main(argv_for(teachers, "semantic", *out) + ["MODEL.WEIGHTS", missing])
@@ -268,7 +283,8 @@ def test_bad_inputs_get_clear_errors(datasets_root, teachers, tmp_path, capsys):
         tool.main(argv_for(teachers, "detection", dataset="bdd100k_det_train"))
     # the semantic teacher's weights do not fit a detection teacher
     with pytest.raises(ValueError, match="lacks .* entries"):
-        tool.main(argv_for(teachers, "detection", *out) + ["MODEL.WEIGHTS", teachers["semantic"]])
+        tool.main(argv_for(teachers, "detection", *out)
+                  + ["MODEL.WEIGHTS", teachers["semantic"]["weights"]])
     assert tool.main(argv_for(teachers, "detection", *out, dataset="bdd100k_det_train")) is None
     assert "nothing to do: every image of bdd100k_det_train is labeled for detection" in (
         capsys.readouterr().out)
