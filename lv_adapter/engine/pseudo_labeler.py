@@ -26,7 +26,7 @@ Each image's output is one file written atomically (detection: a part file
 whose file exists is not labeled again: a run killed at any moment continues where it stopped
 and ends with the same bytes as an uninterrupted one. See :mod:`.pseudo_summary` for the end.
 """
-import logging
+import collections
 import os
 
 import numpy as np
@@ -47,11 +47,10 @@ __all__ = [
     "confident_labels",
     "detection_frame",
     "output_path",
+    "rank_share",
     "records_lacking",
     "teacher_task",
 ]
-
-logger = logging.getLogger(__name__)
 
 # The config key of each task's threshold (named in summaries and messages).
 THRESHOLD_KEYS = {
@@ -84,8 +83,8 @@ def records_lacking(dicts, task):
     lacking = sorted(
         (d for d in dicts if task not in d.get("labeled_tasks", ())), key=lambda d: d["image_id"]
     )
-    ids = [d["image_id"] for d in lacking]
-    twice = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+    counts = collections.Counter(d["image_id"] for d in lacking)
+    twice = sorted(image_id for image_id, count in counts.items() if count > 1)
     if twice:
         raise ValueError(f"image ids appear twice in the dataset: {twice[:5]}")
     return lacking
