@@ -348,3 +348,18 @@ def test_benchmark_scores_pseudo_labels_on_the_held_back_ground_truth(labeled, t
                                          f"{r['image_id']}.png"), "drivable") != 255
             for r in records]
     assert quality["kept %"] == pytest.approx(100 * np.concatenate(kept, axis=None).mean())
+
+
+@pytest.mark.slow
+def test_benchmark_times_each_process_of_the_generator(datasets_root, teachers, tmp_path,
+                                                       monkeypatch):
+    import benchmark_pseudo_labels as bench
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(datasets_root))
+    task = "semantic"
+    args = bench.parse_args(["--dataset", DATASET, "--output", str(tmp_path), "--num-gpus", "2",
+                             "--teacher", f"{task}={TINY}:{teachers[task]['weights']}",
+                             "MODEL.TASKS", f"['{task}']"])
+    per_process, total = bench.throughput(*args.teacher[0], args)
+    assert len(per_process) == 2 and min(per_process) > 0
+    assert 0 < total <= sum(per_process) + 1e-9
+    assert len(os.listdir(pseudo_label_paths(str(tmp_path / task))[task])) == len(lacking(task))
