@@ -119,6 +119,7 @@ def add_lv_adapter_config(cfg):
     _add_mask_former_config(cfg)
     _add_text_config(cfg)
     _add_stage_and_backbone_config(cfg)
+    _add_pseudo_labels_config(cfg)
 
 
 def _add_task_config(cfg):
@@ -323,3 +324,20 @@ def _add_stage_and_backbone_config(cfg):
     # "FrozenBN": the pre-trained batch norms stay fixed (affine, as MODEL.RESNETS.NORM
     # "FrozenBN"); "BN": they learn, statistics included.
     cfg.MODEL.CLIP.NORM = "FrozenBN"
+
+
+def _add_pseudo_labels_config(cfg):
+
+    cfg.PSEUDO_LABELS = CN()
+    # Boxes with a score below this are not written. Sparse R-CNN's scores are per-class sigmoid
+    # (focal-loss) scores, so 0.5 means "more likely this class than not"; lower thresholds add
+    # mostly duplicates and background, which the student would learn as false positives.
+    cfg.PSEUDO_LABELS.DET_SCORE_THRESH = 0.5
+    # Pixels whose confidence (the winning class's share of the pixel's summed MaskFormer class
+    # scores, see pseudo_labeler.py) is below this are written as 255 (ignored by the loss). 0.5
+    # keeps the pixels where the winner outweighs all other classes together.
+    cfg.PSEUDO_LABELS.SEM_SEG_THRESH = 0.5
+    # The same for drivable masks. With 3 classes a share of 1/3 is chance level, so the same
+    # majority rule is stricter in relative terms than for the 19 semantic classes; 0.5 still
+    # keeps the large, easy background and road regions.
+    cfg.PSEUDO_LABELS.DRIVABLE_THRESH = 0.5
