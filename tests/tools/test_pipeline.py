@@ -22,12 +22,12 @@ def write_tiny_recipe(folder, broken_student=False):
     for task, test_set in TEST_SETS.items():
         _write(folder, f"teacher_{task}.yaml", base, [
             f'MODEL: {{TASKS: ["{task}"]}}',
-            f'DATASETS: {{TRAIN: ("bdd100k_disjoint_normal_train",), TEST: ("{test_set}",)}}',
+            f'DATASETS: {{TRAIN: ["bdd100k_disjoint_normal_train"], TEST: ["{test_set}"]}}',
             'DATALOADER: {TASK_STRATEGY: "uniform"}',
         ])
     _write(folder, "zeroing_loss.yaml", base,
-           ['DATASETS: {TRAIN: ("bdd100k_disjoint_normal_train",)}'])
-    pseudo = ['DATASETS: {TRAIN: ("bdd100k_disjoint_normal_train_pseudo",)}']
+           ['DATASETS: {TRAIN: ["bdd100k_disjoint_normal_train"]}'])
+    pseudo = ['DATASETS: {TRAIN: ["bdd100k_disjoint_normal_train_pseudo"]}']
     _write(folder, "self_training.yaml", base, pseudo)
     adapter = 'MODEL: {ADAPTER: {NAME: "NoSuchAdapter"}}' if broken_student else ""
     _write(folder, "lv_adapter.yaml", os.path.join(TINY, "lv_adapter_tiny.yaml"),
