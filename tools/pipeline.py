@@ -21,9 +21,13 @@ A stage whose output is complete is skipped (training: its ``inference/results.j
 labels: the task's summary file), and an interrupted training resumes from its last checkpoint
 (``--resume``), so running the same command again continues an interrupted pipeline.
 
+``--with-strategies`` adds the other students of table 1 (``uniform_sampler``,
+``weighted_sampler``, ``round_robin``: one task per iteration, ground truth only).
+
 A recipe is a folder of six configs (``teacher_<task>.yaml``, ``zeroing_loss.yaml``,
-``self_training.yaml``, ``lv_adapter.yaml``): ``configs/sample/pipeline`` holds quick schedules
-for the sample scenes on a CPU, ``configs/bdd100k/pipeline`` the paper's.
+``self_training.yaml``, ``lv_adapter.yaml``; three more for ``--with-strategies``):
+``configs/sample/pipeline`` holds quick schedules for the sample scenes on a CPU,
+``configs/bdd100k/pipeline`` the paper's.
 """
 import argparse
 import json
@@ -66,6 +70,12 @@ STUDENTS = [
     ("self_training", "self_training.yaml", "ground truth + pseudo labels"),
     ("lv_adapter", "lv_adapter.yaml", "ground truth + pseudo labels"),
 ]
+# --with-strategies: the other co-training strategies of table 1, on ground truth, as long.
+STRATEGIES = [
+    ("uniform_sampler", "uniform_sampler.yaml", "ground truth, one task per iteration"),
+    ("weighted_sampler", "weighted_sampler.yaml", "ground truth, one task per iteration"),
+    ("round_robin", "round_robin.yaml", "ground truth, one task per iteration"),
+]
 # (results key, metric, column)
 COLUMNS = [("bbox", "AP", "det AP"), ("bbox", "AP50", "det AP50"),
            ("sem_seg", "mIoU", "sem mIoU"), ("drivable_seg", "mIoU", "drivable mIoU")]
@@ -98,9 +108,13 @@ def plan(args):
             "MODEL.WEIGHTS", os.path.join(teacher, "model_final.pth"),
         ]
         stages.append(Stage(f"pseudo_{task}", summary_path(pseudo_root, task), command))
-    for name, config, _ in STUDENTS:
+    for name, config, _ in _students(args):
         stages.append(_train_stage(args, name, os.path.join(configs, config), python, gpus))
     return stages
+
+
+def _students(args):
+    return STUDENTS + (STRATEGIES if args.with_strategies else [])
 
 
 def _split_stage(args, recipe, python):
@@ -138,11 +152,11 @@ def run(stages, env):
         print(f"{head}: done in {(time.monotonic() - start) / 60:.1f} min", flush=True)
 
 
-def table(out):
+def table(args):
     """Rows of the comparison table: model, training data, iterations, metrics (None: n/a)."""
     rows = []
-    for name, _, data in TEACHERS + STUDENTS:
-        folder = os.path.join(out, name)
+    for name, _, data in TEACHERS + _students(args):
+        folder = os.path.join(args.out, name)
         results = _flat_results(os.path.join(folder, RESULTS_FILE))
         metrics = {column: results.get(key, {}).get(metric) for key, metric, column in COLUMNS}
         rows.append({"model": name, "data": data, "iterations": _iterations(folder), **metrics})
@@ -206,7 +220,7 @@ def main(argv=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
     run(plan(args), env)
-    text = write_table(args.out, table(args.out))
+    text = write_table(args.out, table(args))
     print(f"== held-out metrics ({args.out}/table.md)\n{text}")
 
 
@@ -218,6 +232,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", default="output/pipeline", help="folder of every stage's output")
     parser.add_argument("--configs", help="a folder of the six configs, instead of the recipe's")
     parser.add_argument("--split-sizes", help="task=N,... instead of the recipe's split sizes")
+    parser.add_argument("--with-strategies", action="store_true",
+                        help="also train the uniform, weighted and round-robin students (table 1)")
     parser.add_argument("--num-gpus", type=int, default=1,
                         help="processes per training and labeling stage (GLOO without GPUs)")
     parser.add_argument("opts", nargs=argparse.REMAINDER,
