@@ -63,18 +63,19 @@ class FrozenTextEncoder(nn.Module):
         """Encode one group of C prompts (see :meth:`encode_groups`) -> [C, D], L2-normalised."""
         return self.encode_groups([(token_ids, context)])[0]
 
-    def _layout(self, groups, device):
-        """The layout that ``self._build_layout(groups, device)`` gives, cached.
+    def _layout(self, groups, like):
+        """The layout that ``self._build_layout(groups, like)`` gives (on ``like``'s device, masks
+        in its dtype), cached.
 
         The layout (index tensors, attention masks) depends only on the token ids and the context
         shapes, which stay the same at every training step: building it once spares the
         host-to-device copies that would otherwise stall every step.
         """
-        key = (str(device), tuple(group.key() for group in groups))
+        key = (str(like.device), like.dtype, tuple(group.key() for group in groups))
         if key not in self._layouts:
             if len(self._layouts) >= self.MAX_LAYOUTS:
                 self._layouts.clear()
-            self._layouts[key] = self._build_layout(groups, device)
+            self._layouts[key] = self._build_layout(groups, like)
         return self._layouts[key]
 
     def _apply(self, fn, recurse=True):
@@ -114,9 +115,10 @@ class PromptGroup(NamedTuple):
     @property
     def n_ctx(self):
         """N, the number of context vectors in each prompt (0 without context)."""
+        # int(): a Python number even while torch.jit traces (shapes are tensors then)
         if self.shared is not None:
-            return self.shared.shape[0]
-        return 0 if self.own is None else self.own.shape[1]
+            return int(self.shared.shape[0])
+        return 0 if self.own is None else int(self.own.shape[1])
 
     def context_rows(self):
         """The context vectors as rows, ``[N, W]`` or ``[C * N, W]`` (prompt by prompt), or

@@ -107,12 +107,12 @@ class HFTextEncoder(FrozenTextEncoder):
         """
         groups = split_groups(groups, self.width)
         embedding = self.tower.get_input_embeddings()
-        layout = self._layout(groups, embedding.weight.device)
+        layout = self._layout(groups, embedding.weight)
         embeds = embedding_source(groups, embedding(layout.token_ids))[layout.source]  # [R, L, W]
         hidden = self.tower(inputs_embeds=embeds, attention_mask=layout.mask).last_hidden_state
         return list(F.normalize(mean_pool(hidden, layout.mask), dim=-1).split(layout.sizes))
 
-    def _build_layout(self, groups, device):
+    def _build_layout(self, groups, like):
         """Rows of :func:`embedding_source` that make each prompt, and the attention mask."""
         tok = self._tokenizer
         token_ids = [tok.cls_token_id, tok.pad_token_id]
@@ -131,7 +131,7 @@ class HFTextEncoder(FrozenTextEncoder):
                              "positions (MODEL.ADAPTER.PROMPT.N_CTX)")
         source = [p + [1] * (length - len(p)) for p in prompts]  # padded with [PAD]
         mask = [[1] * len(p) + [0] * (length - len(p)) for p in prompts]
-        tensors = (torch.tensor(t, device=device) for t in (token_ids, source, mask))
+        tensors = (torch.tensor(t, device=like.device) for t in (token_ids, source, mask))
         return _HFLayout(*tensors, sizes=[len(g.token_ids) for g in groups])
 
 

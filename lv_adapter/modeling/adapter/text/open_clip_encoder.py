@@ -122,11 +122,11 @@ class _Layout(NamedTuple):
     positions: torch.Tensor  # [F]: position (for the positional embedding) of each flat row
     queries: torch.Tensor  # [B, Q]: flat row of each query slot (0 for padding)
     keys: torch.Tensor  # [B, P + S]: flat row of each key slot (0 for padding)
-    allowed: torch.Tensor  # [B, 1, Q, P + S] bool
+    allowed: torch.Tensor  # [B, 1, Q, P + S]: 0 where a key is allowed, -inf elsewhere
     out_seq: torch.Tensor  # [F]: sequence whose output is each flat row's
     out_slot: torch.Tensor  # [F]: query slot of that sequence
     ends: torch.Tensor  # [R]: flat row of each prompt's end token
-    end_allowed: torch.Tensor  # [R, 1, 1, P + S] bool: keys of the end tokens (sequences G..)
+    end_allowed: torch.Tensor  # [R, 1, 1, P + S]: the same for the end tokens (sequences G..)
     sizes: list  # C_g, prompts per group
 
 
@@ -174,8 +174,8 @@ def _prefix_length(group):
     return 1 + (group.n_ctx if group.shared is not None else 0)
 
 
-def _layout_of(groups, sot_id, eot_id, max_length, device):
-    """The :class:`_Layout` of ``groups`` (:class:`PromptGroup`), on ``device``.
+def _layout_of(groups, sot_id, eot_id, max_length, like):
+    """The :class:`_Layout` of ``groups`` (:class:`PromptGroup`), on ``like``'s device.
 
     Raises:
         ValueError: if a prompt is longer than the tower's ``max_length`` positions.
@@ -205,11 +205,16 @@ def _layout_of(groups, sot_id, eot_id, max_length, device):
             source += own
             positions += range(start, start + len(own))
             sequences.append((g, [(first + j, start + j) for j in range(len(own))]))
-    return _tensors(groups, prefix, token_ids, source, positions, sequences, device)
+    return _tensors(groups, prefix, token_ids, source, positions, sequences, like)
 
 
-def _tensors(groups, prefix, token_ids, source, positions, sequences, device):
-    """:func:`_layout_of`'s lists as the tensors of a :class:`_Layout`."""
+def _additive(allowed, dtype):
+    """Boolean attention mask -> the additive one SDPA makes of it: 0 allowed, -inf not."""
+    return torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, float("-inf"))
+
+
+def _tensors(groups, prefix, token_ids, source, positions, sequences, like):
+    """:func:`_layout_of`'s lists as the tensors of a :class:`_Layout` on ``like``'s device."""
     own_length = max(len(rows) for _, rows in sequences if rows is not None)
     num_q, num_k = max(prefix, own_length), prefix + own_length
     b = len(sequences)
@@ -240,8 +245,12 @@ def _tensors(groups, prefix, token_ids, source, positions, sequences, device):
     end_allowed = allowed[b - num_prompts:][torch.arange(num_prompts), :, end_slots][:, :, None]
     tensors = [token_ids, source, positions, queries, keys, allowed, out_seq, out_slot, ends,
                end_allowed]
-    tensors = [torch.as_tensor(t, dtype=None if torch.is_tensor(t) else torch.long).to(device)
+    tensors = [torch.as_tensor(t, dtype=None if torch.is_tensor(t) else torch.long)
                for t in tensors]
+    # Additive masks in the tower's dtype, made once: a boolean mask would be converted to one
+    # in every block.
+    tensors[5], tensors[9] = (_additive(t, like.dtype) for t in (tensors[5], tensors[9]))
+    tensors = [t.to(like.device) for t in tensors]
     return _Layout(*tensors, sizes=[len(g.token_ids) for g in groups])
 
 
@@ -310,7 +319,7 @@ class OpenCLIPTextEncoder(FrozenTextEncoder):
         """
         groups = split_groups(groups, self.width)
         embedding = self.tower.token_embedding
-        layout = self._layout(groups, embedding.weight.device)
+        layout = self._layout(groups, embedding.weight)
         source = embedding_source(groups, embedding(layout.token_ids))
         pos = self.tower.positional_embedding.to(source.dtype)
         x = source[layout.source] + pos[layout.positions]  # [F, W]
@@ -320,8 +329,8 @@ class OpenCLIPTextEncoder(FrozenTextEncoder):
         features = self.tower.pool_project(_attend_ends(blocks[-1], x, layout))  # [R, D]
         return list(features.split(layout.sizes))
 
-    def _build_layout(self, groups, device):
-        return _layout_of(groups, self.sot_id, self.eot_id, self.context_length, device)
+    def _build_layout(self, groups, like):
+        return _layout_of(groups, self.sot_id, self.eot_id, self.context_length, like)
 
     def forward_dense(self, token_ids, context=None, length=None):
         """The reference path: each prompt as one whole sequence through open_clip's transformer.
