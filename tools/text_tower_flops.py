@@ -12,6 +12,10 @@ are traced with fvcore's FlopCountAnalysis, which counts one per multiply-add:
 * ``shared prefix, one pass``: the same with all tasks in one pass over the tower (what
   ``TaskPrompts`` does).
 
+A bidirectional (Hugging Face) encoder has no shared prefix and needs its prompts padded to the
+longest of a pass: task by task each task's prompts to their longest, in one pass all prompts to
+the longest of all (more multiply-adds, a third of the operator calls).
+
 On a GPU the text side is bound by kernel launches, not multiply-adds, so the operator calls
 (aten operators that are not views: about one kernel each) of one forward + backward of the
 task prompts are counted too, task by task against one pass.
@@ -67,16 +71,17 @@ class _TaskFeatures(nn.Module):
 def _variants(prompts):
     """{name: groups -> features} of the ways to encode the prompts."""
     encoder = prompts.encoder
-    one_pass = {"shared prefix, one pass": encoder.encode_groups}
-    if not hasattr(encoder, "forward_dense"):  # bidirectional (HF): padded to the longest only
-        return one_pass
+    passes = {  # learned prompts: one group per task
+        "task by task": lambda groups: [f for g in groups for f in encoder.encode_groups([g])],
+        "one pass": encoder.encode_groups,
+    }
+    if not hasattr(encoder, "forward_dense"):  # bidirectional (HF): padded to the longest
+        return {f"padded, {name}": encode for name, encode in passes.items()}
     return {
         "full (77 positions)": lambda groups: [
             encoder.forward_dense(*g, length=encoder.context_length) for g in groups],
         "truncated": lambda groups: [encoder.forward_dense(*g) for g in groups],
-        "shared prefix, task by task": lambda groups: [
-            f for g in groups for f in encoder.encode_groups([g])],
-        **one_pass,
+        **{f"shared prefix, {name}": encode for name, encode in passes.items()},
     }
 
 
@@ -138,9 +143,9 @@ def main(argv=None):
     tower = node.TEXT_ENCODER.MODEL if hasattr(prompts.encoder, "forward_dense") else "HF"
     print(f"{node.TEXT_ENCODER.NAME} ({tower}) text tower, {num_prompts} prompts "
           f"({', '.join(prompts.tasks)}), N_CTX {node.PROMPT.N_CTX}, forward multiply-adds:")
-    full = max(counts.values())
+    most = max(counts.values())
     for name, value in counts.items():
-        print(f"  {name:28s} {value / 1e9:8.2f} G  ({full / value:5.1f}x less than the first)")
+        print(f"  {name:28s} {value / 1e9:8.2f} G  ({most / value:5.1f}x less than the most)")
     print("operator calls (aten, no views) of one forward + backward of all prompts:")
     for name, value in operators.items():
         print(f"  {name:28s} {value:8d}")
