@@ -39,6 +39,8 @@ from lv_adapter.modeling.clip_loading import create_clip_model, create_clip_toke
 RANDOM_TOWER_SEED = 0
 # Token id open_clip's tokenizer pads with.
 PAD_ID = 0
+# Multiple that the number of key slots of the one-pass attention is padded to (see _tensors).
+KEY_ALIGNMENT = 16
 
 
 class CLIPTextTower(nn.Module):
@@ -121,12 +123,12 @@ class _Layout(NamedTuple):
     source: torch.Tensor  # [F]: row of embedding_source() that each flat row starts from
     positions: torch.Tensor  # [F]: position (for the positional embedding) of each flat row
     queries: torch.Tensor  # [B, Q]: flat row of each query slot (0 for padding)
-    keys: torch.Tensor  # [B, P + S]: flat row of each key slot (0 for padding)
-    allowed: torch.Tensor  # [B, 1, Q, P + S]: 0 where a key is allowed, -inf elsewhere
+    keys: torch.Tensor  # [B, K]: flat row of each key slot (0 for padding), K >= P + S
+    allowed: torch.Tensor  # [B, 1, Q, K]: 0 where a key is allowed, -inf elsewhere
     out_seq: torch.Tensor  # [F]: sequence whose output is each flat row's
     out_slot: torch.Tensor  # [F]: query slot of that sequence
     ends: torch.Tensor  # [R]: flat row of each prompt's end token
-    end_allowed: torch.Tensor  # [R, 1, 1, P + S]: the same for the end tokens (sequences G..)
+    end_allowed: torch.Tensor  # [R, 1, 1, K]: the same for the end tokens (sequences G..)
     sizes: list  # C_g, prompts per group
 
 
@@ -155,7 +157,7 @@ def _attend_ends(block, x, layout):
     bias = attn.in_proj_bias
     b_q, b_kv = bias.split([w, 2 * w]) if bias is not None else (None, None)
     normed = block.ln_1(x)
-    kv = F.linear(normed, w_kv, b_kv)[layout.keys[-len(layout.ends):]]  # [R, P + S, 2W]
+    kv = F.linear(normed, w_kv, b_kv)[layout.keys[-len(layout.ends):]]  # [R, K, 2W]
     k, v = (_split_heads(t, heads) for t in kv.chunk(2, dim=-1))
     q = _split_heads(F.linear(normed[layout.ends], w_q, b_q)[:, None], heads)  # [R, heads, 1, d]
     out = F.scaled_dot_product_attention(q, k, v, layout.end_allowed)
@@ -216,7 +218,10 @@ def _additive(allowed, dtype):
 def _tensors(groups, prefix, token_ids, source, positions, sequences, like):
     """:func:`_layout_of`'s lists as the tensors of a :class:`_Layout` on ``like``'s device."""
     own_length = max(len(rows) for _, rows in sequences if rows is not None)
-    num_q, num_k = max(prefix, own_length), prefix + own_length
+    num_q = max(prefix, own_length)
+    # Key slots rounded up with masked padding: CUDA's memory-efficient attention pads a mask
+    # whose last dimension is not a multiple of KEY_ALIGNMENT, in every call otherwise.
+    num_k = -(-(prefix + own_length) // KEY_ALIGNMENT) * KEY_ALIGNMENT
     b = len(sequences)
     queries = torch.zeros(b, num_q, dtype=torch.long)
     query_pos = torch.zeros(b, num_q, dtype=torch.long)  # padding queries see the start token
