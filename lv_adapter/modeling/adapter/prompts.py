@@ -134,12 +134,13 @@ class TaskPrompts(nn.Module):
     is moved or cast.
 
     Every task's prompts (every template's, in the ensemble mode) go through the text encoder in
-    one call, one pass over the tower for all of them (``one_pass``; False encodes task by task,
-    which gives the same features with several times the kernel launches, for benchmarks).
+    one call, one pass over the tower for all of them.
 
     Attributes:
         output_dim (int): D, the dimension of the text features.
         tasks (list[str]): the tasks, in the order of ``MODEL.TASKS``.
+        one_pass (bool): True (default); False encodes task by task: the same features with
+            several times the kernel launches (``tools/benchmark_speed.py --text-only``).
     """
 
     @configurable
