@@ -271,6 +271,20 @@ def test_speed_benchmark_times_the_adapter_in_one_run():
     assert "64x36" in printed  # the sizes scaled, and clamped to the smallest the models take
 
 
+@pytest.mark.slow
+def test_speed_benchmark_times_the_text_side_one_pass_against_task_by_task():
+    import re
+    import subprocess
+
+    cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--text-only",
+           "--steps", "1"]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    printed = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    assert "== R50 paper config" in printed and "== sample config" in printed
+    assert len(re.findall(r"all tasks in one pass +\d+\.\d+ ms", printed)) == 2
+    assert len(re.findall(r"ratio task by task / one pass: \d+\.\d+", printed)) == 2
+
+
 def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp_path):
     drawn = []
     monkeypatch.setattr(benchmark_learning.subprocess, "Popen", FakeChild)

@@ -10,13 +10,17 @@ LV-Adapter cost (``--adapter``), all in one process and one run: training steps 
 inference (cached text features) with / without the adapter, interleaved, on the R50 paper config
 at 1280x720 (CLIP RN50 text tower, random weights) and on the sample config at 256x144 (MiniLM),
 where the text side's share of the step is timed too; and the R50 student with the adapter
-against the three teachers. Models run on MODEL.DEVICE (``MODEL.DEVICE cuda`` for a GPU; the
-timers then wait for the GPU). Config overrides (KEY VALUE ...) at the end apply to every model.
+against the three teachers. The text side alone (``--text-only``): learned prompts -> text
+encoder -> projection, forward and backward, with all tasks in one pass over the text tower
+against task by task, interleaved, in both settings. Models run on MODEL.DEVICE
+(``MODEL.DEVICE cuda`` for a GPU; the timers then wait for the GPU). Config overrides
+(KEY VALUE ...) at the end apply to every model.
 
     python tools/benchmark_speed.py --rounds 3
     python tools/benchmark_speed.py --train --steps 3
     python tools/benchmark_speed.py --heads --rounds 5
     python tools/benchmark_speed.py --adapter --steps 5 --rounds 5 MODEL.DEVICE cuda
+    python tools/benchmark_speed.py --text-only --steps 20 MODEL.DEVICE cuda
     python tools/benchmark_speed.py --train --steps 3 MODEL.SEMANTIC_HEAD.PIXEL_DECODER light
 """
 import itertools
@@ -197,15 +201,34 @@ def train_step(model, batch):
     return step
 
 
-def text_tower_step(model):
+def text_tower_step(model, one_pass=True):
     """A callable running the LV-Adapter's text side alone: prompts -> text encoder -> projection,
-    forward and backward (the part of a training step the text tower costs)."""
+    forward and backward (the part of a training step the text tower costs), with every task's
+    prompts in one pass over the text tower or (``one_pass`` False) task by task."""
     adapter = model.adapter
 
     def step():
+        adapter.text.prompts.one_pass = one_pass
         adapter.zero_grad(set_to_none=True)
         adapter.text_features().sum().backward()
     return step
+
+
+def benchmark_text_side(steps, opts=()):
+    """The LV-Adapter's text side alone in both settings: one pass for all tasks against task by
+    task, interleaved in one run (the image size does not matter here)."""
+    for setting, (config, _, adapter) in ADAPTER_SETTINGS.items():
+        print(f"== {setting} ({config}), {_where()}; LV-Adapter: "
+              + " ".join(map(str, adapter[2:])), flush=True)
+        model = load_model(config, True, [*opts, *adapter])
+        seconds = median_seconds({"all tasks in one pass": text_tower_step(model, True),
+                                  "task by task": text_tower_step(model, False)}, steps)
+        print(f"text side (prompts + text encoder + projection, forward + backward), median of "
+              f"{steps} after one warm-up:")
+        for name, sec in seconds.items():
+            print(f"  {name:34s} {sec * 1000:8.2f} ms")
+        ratio = seconds["task by task"] / seconds["all tasks in one pass"]
+        print(f"  ratio task by task / one pass: {ratio:.2f}")
 
 
 def benchmark_adapter(steps, rounds, scale=1.0, opts=()):
@@ -300,6 +323,9 @@ def parse_args(argv=None):
                         help="the LV-Adapter's cost instead: training step and inference with / "
                         "without it on the R50 paper config and the sample config, the text "
                         "tower's share there, and the R50 student with it against the teachers")
+    parser.add_argument("--text-only", action="store_true",
+                        help="the LV-Adapter's text side alone instead: all tasks in one pass "
+                        "over the text tower against task by task, in both settings")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="--adapter: image sizes times this (< 1 only for a quick check)")
     parser.add_argument("--child-train", help=argparse.SUPPRESS)
@@ -316,6 +342,8 @@ if __name__ == "__main__":
         benchmark_training(args.steps, args.opts)
     elif args.heads:
         benchmark_heads(args.rounds, args.opts)
+    elif args.text_only:
+        benchmark_text_side(args.steps, args.opts)
     elif args.adapter:
         benchmark_adapter(args.steps, args.rounds, args.scale, args.opts)
     else:

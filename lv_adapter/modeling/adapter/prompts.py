@@ -67,9 +67,13 @@ class LearnedPrompt(nn.Module):
         # [N, W] shared by the classes, or [C, N, W]
         self.context = nn.Parameter(init)
 
-    def forward(self, encoder):
-        """-> [C, D] L2-normalised features of the task's prompts."""
-        return encoder(self.token_ids, self.context)
+    def groups(self):
+        """What to encode: one group, the task's prompts behind their context."""
+        return [(self.token_ids, self.context)]
+
+    def combine(self, features):
+        """The group's encoded features [[C, D]] -> [C, D]."""
+        return features[0]
 
 
 class TemplatePrompt(nn.Module):
@@ -86,10 +90,13 @@ class TemplatePrompt(nn.Module):
         super().__init__()
         self.token_ids = [[encoder.tokenize(t.format(name)) for name in names] for t in templates]
 
-    def forward(self, encoder):
-        """-> [C, D] L2-normalised features of the task's prompts."""
-        features = torch.stack([encoder(ids) for ids in self.token_ids])  # [T, C, D]
-        return F.normalize(features.mean(dim=0), dim=-1)
+    def groups(self):
+        """What to encode: one group per template, without context."""
+        return [(ids, None) for ids in self.token_ids]
+
+    def combine(self, features):
+        """The templates' encoded features, T x [C, D] -> [C, D]."""
+        return F.normalize(torch.stack(features).mean(dim=0), dim=-1)
 
 
 def _learned(encoder, names, n_ctx, ctx_init, class_specific, templates):
@@ -126,9 +133,14 @@ class TaskPrompts(nn.Module):
     features are constant: they are computed once without gradients and reused until the module
     is moved or cast.
 
+    Every task's prompts (every template's, in the ensemble mode) go through the text encoder in
+    one call, one pass over the tower for all of them.
+
     Attributes:
         output_dim (int): D, the dimension of the text features.
         tasks (list[str]): the tasks, in the order of ``MODEL.TASKS``.
+        one_pass (bool): True (default); False encodes task by task: the same features with
+            several times the kernel launches (``tools/benchmark_speed.py --text-only``).
     """
 
     @configurable
@@ -170,6 +182,7 @@ class TaskPrompts(nn.Module):
             for task in self.tasks
         })
         self._fixed_features = None
+        self.one_pass = True
 
     @classmethod
     def from_config(cls, cfg, tasks):
@@ -199,7 +212,13 @@ class TaskPrompts(nn.Module):
         return dict(self._fixed_features)
 
     def _encode(self):
-        return {task: self.prompts[task](self.encoder) for task in self.tasks}
+        groups = {task: self.prompts[task].groups() for task in self.tasks}
+        if self.one_pass:
+            encoded = iter(self.encoder.encode_groups([g for t in self.tasks for g in groups[t]]))
+            features = {task: [next(encoded) for _ in groups[task]] for task in self.tasks}
+        else:
+            features = {task: self.encoder.encode_groups(groups[task]) for task in self.tasks}
+        return {task: self.prompts[task].combine(features[task]) for task in self.tasks}
 
     def _apply(self, fn, recurse=True):
         self._fixed_features = None  # recomputed on the new device / in the new dtype

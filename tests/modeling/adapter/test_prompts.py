@@ -97,15 +97,65 @@ def test_handcrafted_and_ensemble_modes(encoder):
 def test_fixed_prompts_are_encoded_once_and_again_after_a_cast(encoder, monkeypatch):
     prompts = TaskPrompts(encoder=encoder, tasks=["drivable", "detection"], mode="handcrafted")
     calls = []
-    original = type(encoder).forward
-    monkeypatch.setattr(type(encoder), "forward", lambda *a: calls.append(1) or original(*a))
+    original = type(encoder).encode_groups
+    monkeypatch.setattr(type(encoder), "encode_groups",
+                        lambda self, groups: calls.append(len(groups)) or original(self, groups))
     first = prompts()
-    assert len(calls) == 2 and not first["detection"].requires_grad
+    assert calls == [2] and not first["detection"].requires_grad  # both tasks in one call
     prompts()
-    assert len(calls) == 2  # constant features: reused
+    assert calls == [2]  # constant features: reused
     prompts.to(torch.float64)
-    assert prompts()["detection"].dtype == torch.float64 and len(calls) == 4
+    assert prompts()["detection"].dtype == torch.float64 and calls == [2, 2]
     prompts.float()
+
+
+ONE_PASS_CASES = {
+    "learned": ("MODEL.ADAPTER.PROMPT.N_CTX", "4"),
+    "class-specific": ("MODEL.ADAPTER.PROMPT.N_CTX", "3", "MODEL.ADAPTER.PROMPT.CLASS_SPECIFIC",
+                       "True"),
+    "phrase": ("MODEL.ADAPTER.PROMPT.CTX_INIT", "a photo of a"),
+    "handcrafted": ("MODEL.ADAPTER.PROMPT.MODE", "handcrafted"),
+    "ensemble": ("MODEL.ADAPTER.PROMPT.MODE", "ensemble", "MODEL.ADAPTER.PROMPT.TEMPLATES",
+                 ["a photo of a {}.", "a driving scene with many a {} at night.", "{}"]),
+}
+
+
+@pytest.mark.parametrize("opts", ONE_PASS_CASES.values(), ids=ONE_PASS_CASES.keys())
+def test_all_tasks_in_one_pass_equal_task_by_task(encoder, opts):
+    """Tasks of 10, 19 and 3 classes through one pass of the tower: the features and the
+    gradients of every context are those of encoding each task alone."""
+    prompts = build_task_prompts(prompt_cfg(*opts), TASKS)
+    prompts.encoder = encoder  # the module-scoped tower: the config builds the same one
+    weights = {t: torch.randn(n, encoder.output_dim) for t, n in zip(TASKS, (10, 19, 3))}
+    results = []
+    for one_pass in (True, False):
+        prompts.one_pass = one_pass
+        prompts._fixed_features = None
+        prompts.zero_grad()
+        features = prompts()
+        if prompts.learned:
+            sum((features[t] * weights[t]).sum() for t in TASKS).backward()
+        results.append((features, [p.grad.clone() for p in prompts.parameters()]))
+    (batched, batched_grads), (alone, alone_grads) = results
+    for task in TASKS:
+        torch.testing.assert_close(batched[task], alone[task], atol=2e-6, rtol=0)
+    assert len(batched_grads) == (3 if prompts.learned else 0)
+    for ours, theirs in zip(batched_grads, alone_grads):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_one_pass_runs_each_block_once_for_all_tasks(encoder):
+    """Kernel launches, not arithmetic, bound the text side on a GPU: every block of the tower
+    runs its MLP once per step for the three tasks (it ran twice per task before)."""
+    prompts = TaskPrompts(encoder=encoder, tasks=TASKS, n_ctx=4)
+    calls = []
+    hooks = [b.mlp.register_forward_hook(lambda *_: calls.append(1)) for b in encoder.tower.blocks]
+    try:
+        prompts()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert len(calls) == len(encoder.tower.blocks)
 
 
 def test_bad_mode_and_templates_name_the_key(encoder):

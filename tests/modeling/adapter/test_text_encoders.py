@@ -85,6 +85,45 @@ def test_shared_prefix_and_truncation_equal_the_full_77_positions(small_encoder,
         torch.testing.assert_close(grads[0], grad, atol=1e-5, rtol=1e-4)
 
 
+def mixed_groups(encoder, generator):
+    """Groups of 3, 2 and 1 prompts with a shared context of 16, class-specific contexts of 5, a
+    shared context of 2 and none: prefixes of different lengths side by side."""
+    width = encoder.width
+    ids = [encoder.tokenize(t) for t in TEXTS]
+    contexts = [torch.randn(16, width, generator=generator), torch.randn(2, 5, width,
+                generator=generator), torch.randn(2, width, generator=generator), None]
+    contexts = [c if c is None else (c * 0.02).requires_grad_() for c in contexts]
+    return [(ids, contexts[0]), (ids[1:], contexts[1]), (ids[:1], contexts[2]), (ids, None)]
+
+
+def test_groups_in_one_pass_equal_each_group_alone(small_encoder):
+    """All tasks' prompts in one pass: each group's features and its context's gradients are
+    those of the dense 77-position computation of that group alone."""
+    encoder, results = small_encoder, []
+    for encode in (encoder.encode_groups,
+                   lambda groups: [encoder.forward_dense(*g, length=77) for g in groups]):
+        groups = mixed_groups(encoder, torch.Generator().manual_seed(0))
+        features = encode(groups)
+        torch.manual_seed(1)
+        sum((f * torch.randn_like(f)).sum() for f in features).backward()
+        results.append((features, [c.grad for _, c in groups if c is not None]))
+    (ours, our_grads), (dense, dense_grads) = results
+    assert [f.shape[0] for f in ours] == [3, 2, 1, 3]
+    for mine, theirs in zip(ours, dense):
+        torch.testing.assert_close(mine, theirs, atol=2e-6, rtol=0)
+    for mine, theirs in zip(our_grads, dense_grads):
+        assert mine.abs().sum() > 0
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_too_long_prompt_in_any_group_fails_clearly(small_encoder):
+    ids = [small_encoder.tokenize("car.")]
+    with pytest.raises(ValueError, match="N_CTX"):
+        small_encoder.encode_groups([(ids, None), (ids, torch.zeros(1, 80, small_encoder.width))])
+    with pytest.raises(ValueError, match="no prompts"):
+        small_encoder.encode_groups([(ids, None), ([], None)])
+
+
 def test_gradients_reach_context_but_never_the_tower(small_encoder):
     small_encoder.train()
     context = (torch.randn(4, small_encoder.width) * 0.02).requires_grad_()
@@ -180,6 +219,19 @@ def test_minilm_context_gets_gradients_and_stays_out_of_state_dict(minilm):
     assert context.grad.abs().sum() > 0
     assert all(p.grad is None and not p.requires_grad for p in minilm.tower.parameters())
     assert not minilm.tower.training and minilm.state_dict() == {}
+
+
+def test_minilm_encodes_all_groups_in_one_call(minilm):
+    calls = []
+    hook = minilm.tower.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        together = minilm.encode_groups(mixed_groups(minilm, torch.Generator().manual_seed(0)))
+    finally:
+        hook.remove()
+    assert calls == [1]
+    alone = [minilm(*g) for g in mixed_groups(minilm, torch.Generator().manual_seed(0))]
+    for ours, theirs in zip(together, alone):
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
 
 
 def test_hf_weights_must_be_a_folder(tmp_path):

@@ -10,6 +10,7 @@ over the attention mask, L2-normalised, as sentence-transformers computes them.
 import importlib
 import logging
 import os
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -18,8 +19,9 @@ from detectron2.config import configurable
 from lv_adapter.modeling.adapter.text.base import (
     TEXT_ENCODER_REGISTRY,
     FrozenTextEncoder,
-    pad_token_ids,
-    split_context,
+    context_offsets,
+    embedding_source,
+    split_groups,
 )
 
 logger = logging.getLogger(__name__)
@@ -95,28 +97,46 @@ class HFTextEncoder(FrozenTextEncoder):
         embedding = self.tower.get_input_embeddings()
         return embedding(ids.to(embedding.weight.device))
 
-    def forward(self, token_ids, context=None):
-        """Encode C prompts; see :class:`FrozenTextEncoder`. Returns [C, D], L2-normalised.
+    def encode_groups(self, groups):
+        """Encode every group of prompts in one call of the tower; see :class:`FrozenTextEncoder`.
 
         Prompts are padded to the longest one only; padding is masked out of attention and pooling.
+
+        Returns:
+            list[Tensor]: per group [C_g, D], L2-normalised.
         """
-        shared, own = split_context(context, len(token_ids), self.width)
+        groups = split_groups(groups, self.width)
+        embedding = self.tower.get_input_embeddings()
+        layout = self._layout(groups, embedding.weight)
+        embeds = embedding_source(groups, embedding(layout.token_ids))[layout.source]  # [R, L, W]
+        hidden = self.tower(inputs_embeds=embeds, attention_mask=layout.mask).last_hidden_state
+        return list(F.normalize(mean_pool(hidden, layout.mask), dim=-1).split(layout.sizes))
+
+    def _build_layout(self, groups, like):
+        """Rows of :func:`embedding_source` that make each prompt, and the attention mask."""
         tok = self._tokenizer
-        ids, ends = pad_token_ids(token_ids, tok.sep_token_id, tok.pad_token_id)
-        words = self.embed_tokens(ids)
-        c, device = words.shape[0], words.device
-        cls = self.embed_tokens(torch.tensor([tok.cls_token_id])).expand(c, 1, -1)
-        ctx = shared.expand(c, -1, -1) if shared is not None else own
-        parts = [cls] + ([ctx.to(words)] if ctx is not None else []) + [words]
-        embeds = torch.cat(parts, dim=1)
-        lead = embeds.shape[1] - ids.shape[1]  # [CLS] + context
-        limit = self.tower.config.max_position_embeddings
-        if embeds.shape[1] > limit:
-            raise ValueError(
-                f"a prompt of {embeds.shape[1]} tokens exceeds the text encoder's {limit} "
-                "positions (MODEL.ADAPTER.PROMPT.N_CTX)"
-            )
-        positions = torch.arange(embeds.shape[1], device=device)
-        mask = (positions[None, :] <= lead + ends.to(device)[:, None]).long()
-        hidden = self.tower(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
-        return F.normalize(mean_pool(hidden, mask), dim=-1)
+        token_ids = [tok.cls_token_id, tok.pad_token_id]
+        token_ids += [t for g in groups for ids in g.token_ids for t in (*ids, tok.sep_token_id)]
+        context_start = context_offsets(groups, len(token_ids))
+        prompts, row = [], 2
+        for g, group in enumerate(groups):
+            n = group.n_ctx
+            for c, ids in enumerate(group.token_ids):
+                first = context_start[g] + (c * n if group.own is not None else 0)
+                prompts.append([0, *range(first, first + n), *range(row, row + len(ids) + 1)])
+                row += len(ids) + 1
+        length, limit = max(map(len, prompts)), self.tower.config.max_position_embeddings
+        if length > limit:
+            raise ValueError(f"a prompt of {length} tokens exceeds the text encoder's {limit} "
+                             "positions (MODEL.ADAPTER.PROMPT.N_CTX)")
+        source = [p + [1] * (length - len(p)) for p in prompts]  # padded with [PAD]
+        mask = [[1] * len(p) + [0] * (length - len(p)) for p in prompts]
+        tensors = (torch.tensor(t, device=like.device) for t in (token_ids, source, mask))
+        return _HFLayout(*tensors, sizes=[len(g.token_ids) for g in groups])
+
+
+class _HFLayout(NamedTuple):
+    token_ids: torch.Tensor  # [T]: [CLS], [PAD], then every prompt's ids + [SEP]
+    source: torch.Tensor  # [R, L]: row of embedding_source() at each position of each prompt
+    mask: torch.Tensor  # [R, L]: 1 on the prompt's tokens, 0 on padding
+    sizes: list  # prompts per group
