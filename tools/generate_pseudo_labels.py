@@ -42,6 +42,7 @@ from lv_adapter.engine.pseudo_labeler import (
 from lv_adapter.engine.pseudo_summary import (
     finish,
     read_summary,
+    weak_label_warnings,
     remove_outputs,
     remove_stale_outputs,
 )
@@ -153,6 +154,8 @@ def label_images(args, root, records):
     if comm.is_main_process():
         summary = finish(root, labeler.task, [r["image_id"] for r in records], about(args, cfg))
         print(json.dumps(summary, indent=2))
+        for warning in weak_label_warnings(summary):
+            print(f"WARNING: {warning}", flush=True)
 
 
 def _setup_logger():

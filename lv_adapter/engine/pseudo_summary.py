@@ -138,3 +138,31 @@ def _count_pixels(root, task, image_ids):
         "ignored_share": share(counts[IGNORE]),
         "class_coverage": {name: share(counts[i]) for i, name in enumerate(classes)},
     }
+
+
+# More than this share of images without a box, or of pixels left at 255, is worth a warning.
+WEAK_SHARE = 0.5
+
+
+def weak_label_warnings(summary):
+    """Warnings about pseudo labels that would mostly teach the student nothing or "no object".
+
+    An image with a pseudo detection frame but no box trains the detection head that the image
+    holds no object; a weak teacher (or a threshold above its scores) writes such frames for most
+    images. Returns a list of messages (empty when the labels look usable).
+    """
+    images = max(summary.get("images", 0), 1)
+    key = next(iter(summary.get("threshold", {})), "the threshold")
+    if summary.get("task") == DETECTION:
+        empty = summary["images_without_boxes"]
+        if empty / images > WEAK_SHARE:
+            return [f"{empty} of {summary['images']} images got no detection box at or above "
+                    f"{key}: the student will learn that they hold no object. Train the "
+                    f"teacher longer or lower {key} (its scores are in the teacher's "
+                    f"evaluation export, inference/*/bdd100k/det.json)"]
+        return []
+    ignored = summary.get("ignored_share", 0.0)
+    if ignored > WEAK_SHARE:
+        return [f"{ignored:.0%} of the {summary['task']} pixels are left at 255 (below {key}): "
+                f"the pseudo masks label little; train the teacher longer or lower {key}"]
+    return []

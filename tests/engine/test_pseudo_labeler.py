@@ -265,6 +265,15 @@ def test_a_complete_run_is_not_repeated_unless_forced(labeled, teachers, capsys)
     assert os.stat(mask).st_mtime_ns != before
 
 
+def test_a_teacher_without_confident_boxes_is_warned_about(teachers, tmp_path, capsys):
+    out = ["--output", str(tmp_path / "out")]
+    summary = tool.main(argv_for(teachers, "detection", *out) + [
+        "PSEUDO_LABELS.DET_SCORE_THRESH", "1.0"])  # no sigmoid score reaches 1
+    assert summary["boxes"] == 0 and summary["images_without_boxes"] == summary["images"] > 0
+    assert (f"{summary['images']} of {summary['images']} images got no detection box at or "
+            "above PSEUDO_LABELS.DET_SCORE_THRESH") in capsys.readouterr().out
+
+
 def test_limit_and_default_root(datasets_root, teachers, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(datasets_root))
     summary = tool.main(argv_for(teachers, "semantic", "--limit", "2"))
