@@ -31,6 +31,32 @@ def sample_root():
 
 
 @contextlib.contextmanager
+def freed_dataset_names(names):
+    """Unregister ``names`` for the body (a test registers its own datasets under them), then
+    remove what the body registered and restore what was registered before."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    names = list(names)
+    saved = {n: (DatasetCatalog[n], MetadataCatalog.get(n)) for n in names if n in DatasetCatalog}
+    _unregister(names)
+    try:
+        yield
+    finally:
+        _unregister(names)
+        for name, (loader, metadata) in saved.items():
+            DatasetCatalog.register(name, loader)
+            MetadataCatalog[name] = metadata
+
+
+def _unregister(names):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    for name in names:
+        DatasetCatalog.pop(name, None)
+        MetadataCatalog.pop(name, None)
+
+
+@contextlib.contextmanager
 def umask(mask):
     """Run the body under the file-creation mask ``mask``."""
     old = os.umask(mask)

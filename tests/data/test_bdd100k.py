@@ -12,6 +12,8 @@ import pytest
 import lv_adapter  # noqa: F401  (first: sets up detectron2)
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
+
+from conftest import freed_dataset_names
 from lv_adapter.data.datasets.bdd100k import (
     bdd100k_metadata,
     load_bdd100k,
@@ -294,20 +296,8 @@ def test_register_reads_nothing_and_get_names_the_path(tmp_path):
 @pytest.fixture
 def official_names():
     """Free the official names for a test, and restore what was registered before."""
-    saved = {n: (DatasetCatalog[n], MetadataCatalog.get(n)) for n in OFFICIAL_NAMES
-             if n in DatasetCatalog}
-    _remove(OFFICIAL_NAMES)
-    yield
-    _remove(OFFICIAL_NAMES)
-    for name, (loader, metadata) in saved.items():
-        DatasetCatalog.register(name, loader)
-        MetadataCatalog[name] = metadata
-
-
-def _remove(names):
-    for name in names:
-        DatasetCatalog.pop(name, None)
-        MetadataCatalog.pop(name, None)
+    with freed_dataset_names(OFFICIAL_NAMES):
+        yield
 
 
 def make_official_tree(root):

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog
 
 import train_net
-from conftest import REPO
+from conftest import REPO, freed_dataset_names
 from lv_adapter import build_config
 from lv_adapter.data.datasets.bdd100k import load_bdd100k
 from lv_adapter.data.datasets.builtin import register_all_bdd100k, split_folder
@@ -44,24 +44,12 @@ def datasets_root(sample_root, tmp_path_factory):
     official names registered for it while this module runs."""
     root = tmp_path_factory.mktemp("datasets")
     shutil.copytree(os.path.join(sample_root, "bdd100k"), root / "bdd100k")
-    saved = {n: (DatasetCatalog[n], MetadataCatalog.get(n)) for n in DatasetCatalog.list()
-             if n.startswith("bdd100k_")}
-    _unregister(saved)
-    register_all_bdd100k(str(root))
-    dicts = DatasetCatalog.get("bdd100k_multitask_train")
-    split = make_split(dicts, {"detection": 2, "semantic": 2, "drivable": -1}, seed=0)
-    save_split(split, split_folder(str(root), "disjoint_normal"))
-    yield root
-    _unregister(saved)
-    for name, (loader, metadata) in saved.items():
-        DatasetCatalog.register(name, loader)
-        MetadataCatalog[name] = metadata
-
-
-def _unregister(names):
-    for name in names:
-        DatasetCatalog.pop(name, None)
-        MetadataCatalog.pop(name, None)
+    with freed_dataset_names(n for n in DatasetCatalog.list() if n.startswith("bdd100k_")):
+        register_all_bdd100k(str(root))
+        dicts = DatasetCatalog.get("bdd100k_multitask_train")
+        split = make_split(dicts, {"detection": 2, "semantic": 2, "drivable": -1}, seed=0)
+        save_split(split, split_folder(str(root), "disjoint_normal"))
+        yield root
 
 
 @pytest.fixture(scope="module")
