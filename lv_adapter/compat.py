@@ -140,11 +140,19 @@ def get_detection_dataset_dicts(
     names, filter_empty=True, min_keypoints=0, proposal_files=None, check_consistency=True
 ):
     """detectron2's ``get_detection_dataset_dicts`` (same arguments), whose metadata check and class
-    histogram run whenever *any* record is labeled for detection, on every detectron2 version."""
+    histogram run whenever *any* record is labeled for detection, on every detectron2 version.
+
+    ``filter_empty`` (``DATALOADER.FILTER_EMPTY_ANNOTATIONS``) leaves out the images that have
+    nothing to teach: labeled for detection only, without a non-crowd box. detectron2's own filter
+    reads ``annotations`` of every record and fails on images not labeled for detection; an image
+    with segmentation labels stays whatever its boxes.
+    """
     dicts = _d2_get_detection_dataset_dicts(
-        names, filter_empty, min_keypoints, proposal_files, check_consistency=False
+        names, False, min_keypoints, proposal_files, check_consistency=False
     )
     names = [names] if isinstance(names, str) else list(names)
+    if filter_empty and isinstance(dicts, list):
+        dicts = filter_images_without_labels(dicts)
     if check_consistency and isinstance(dicts, list) and any("annotations" in d for d in dicts):
         try:
             class_names = MetadataCatalog.get(names[0]).thing_classes
@@ -155,18 +163,60 @@ def get_detection_dataset_dicts(
     return dicts
 
 
-def log_class_histogram(dicts, class_names, columns=3):
-    """Log a table of boxes per class over the records labeled for detection.
+def filter_images_without_labels(dicts):
+    """``dicts`` without the records labeled for detection only (``labeled_tasks``; a record
+    without that key counts as detection-only when it has ``annotations``) whose boxes are all
+    crowd boxes or none; logs how many were left out."""
+    kept = [d for d in dicts if not _nothing_to_learn(d)]
+    _histogram_logger.info(
+        f"DATALOADER.FILTER_EMPTY_ANNOTATIONS: left out {len(dicts) - len(kept)} of {len(dicts)} "
+        "images labeled for detection only and without a (non-crowd) box"
+    )
+    return kept
+
+
+def _nothing_to_learn(record):
+    tasks = set(record.get("labeled_tasks", ["detection"] if "annotations" in record else []))
+    if tasks != {"detection"}:
+        return False
+    return not any(not anno.get("iscrowd", 0) for anno in record.get("annotations", ()))
+
+
+def log_class_histogram(dicts, class_names, columns=2):
+    """Log a table of boxes per class over the records labeled for detection, ground-truth and
+    pseudo boxes (records whose ``pseudo_tasks`` hold "detection") in separate columns.
 
     Args:
         dicts (list[dict]): dataset dicts; those with ``annotations`` are labeled for detection.
             Crowd boxes (``iscrowd`` 1: crowd and ignore regions) are not counted.
         class_names (list[str]): names of the ``category_id`` values 0..K-1.
-        columns (int): (class, boxes) pairs per table row.
+        columns (int): (class, ground truth, pseudo) triples per table row.
     """
-    counts = [0] * len(class_names)
     labeled = [d for d in dicts if "annotations" in d]
-    for d in labeled:
+    # A literal, not lv_adapter.data's constant: compat is imported before the data modules.
+    pseudo = [d for d in labeled if "detection" in d.get("pseudo_tasks", ())]
+    truth = [d for d in labeled if "detection" not in d.get("pseudo_tasks", ())]
+    gt_counts, pseudo_counts = _boxes_per_class(truth, class_names), _boxes_per_class(
+        pseudo, class_names)
+    cells = []
+    for triple in zip(class_names, gt_counts, pseudo_counts):
+        cells.extend(triple)
+    cells += ["total", sum(gt_counts), sum(pseudo_counts)]
+    width = 3 * columns
+    rows = [cells[i : i + width] for i in range(0, len(cells), width)]
+    table = tabulate(rows, headers=["class", "ground truth", "pseudo"] * columns,
+                     tablefmt="pipe")
+    _histogram_logger.info(
+        f"Boxes per class in the {len(labeled)} of {len(dicts)} images labeled for detection "
+        f"({len(truth)} ground truth, {len(pseudo)} pseudo labels; crowd and ignore regions not "
+        f"counted):\n{table}"
+    )
+
+
+def _boxes_per_class(dicts, class_names):
+    """Non-crowd boxes per ``category_id`` over ``dicts``; an id outside the classes raises."""
+    counts = [0] * len(class_names)
+    for d in dicts:
         for anno in d["annotations"]:
             if anno.get("iscrowd", 0):
                 continue
@@ -177,15 +227,7 @@ def log_class_histogram(dicts, class_names, columns=3):
                     f"0..{len(class_names) - 1} ({len(class_names)} classes)"
                 )
             counts[category] += 1
-    cells = [cell for pair in zip(class_names, counts) for cell in pair]
-    cells += ["total", sum(counts)]
-    width = 2 * columns
-    rows = [cells[i : i + width] for i in range(0, len(cells), width)]
-    table = tabulate(rows, headers=["class", "boxes"] * columns, tablefmt="pipe")
-    _histogram_logger.info(
-        f"Boxes per class in the {len(labeled)} of {len(dicts)} images labeled for detection "
-        f"(crowd and ignore regions not counted):\n{table}"
-    )
+    return counts
 
 
 # detectron2's loaders (build_detection_test_loader) call the function of their own module.

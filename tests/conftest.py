@@ -1,8 +1,10 @@
 """Shared fixtures: a small generated BDD100K-format sample set, registered under the official
 names (DETECTRON2_DATASETS points at it before lv_adapter registers them)."""
 import contextlib
+import logging
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
@@ -64,6 +66,26 @@ def umask(mask):
         yield
     finally:
         os.umask(old)
+
+
+@pytest.fixture(autouse=True)
+def _log_streams_outlive_the_test():
+    """detectron2's setup_logger (cached: once per argument set) binds its console handlers to
+    the ``sys.stdout`` of the test that first called it, pytest's capture stream, which is closed
+    when that test ends; later records would print "Logging error ... I/O operation on closed
+    file". Rebind such handlers to the process's own stdout (pytest still captures its fd)."""
+    yield
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            stream = getattr(handler, "stream", None)
+            console = isinstance(handler, logging.StreamHandler) and not isinstance(
+                handler, logging.FileHandler)
+            if console and getattr(stream, "closed", False):
+                handler.stream = sys.__stdout__  # not setStream: it flushes the closed one
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -137,14 +137,16 @@ def test_test_loader_logs_the_histogram_when_the_first_image_has_no_boxes(histog
             {"category_id": 0, "iscrowd": 1},
         ]},
         {"file_name": "c.jpg", "image_id": "c", "labeled_tasks": ["detection"], "annotations": []},
+        {"file_name": "d.jpg", "image_id": "d", "labeled_tasks": ["detection"],
+         "pseudo_tasks": ["detection"], "annotations": [{"category_id": 0, "iscrowd": 0}] * 3},
     ]
     _register("compat_histogram_order", dicts)
     _load_test_set("compat_histogram_order")
     table = [line for line in histogram_lines if line.startswith("Boxes per class")]
     assert len(table) == 1, histogram_lines
-    assert "in the 2 of 3 images labeled for detection" in table[0]
-    counts = dict(re.findall(r"\|\s*(car|bus|total)\s*\|\s*(\d+)", table[0]))
-    assert counts == {"car": "0", "bus": "2", "total": "2"}
+    assert "in the 3 of 4 images labeled for detection (2 ground truth, 1 pseudo" in table[0]
+    counts = re.findall(r"\|\s*(car|bus|total)\s*\|\s*(\d+)\s*\|\s*(\d+)", table[0])
+    assert sorted(counts) == [("bus", "2", "0"), ("car", "0", "3"), ("total", "2", "3")]
 
 
 def test_a_category_id_outside_the_classes_names_the_file(histogram_lines):
@@ -152,3 +154,21 @@ def test_a_category_id_outside_the_classes_names_the_file(histogram_lines):
     _register("compat_histogram_bad_id", dicts)
     with pytest.raises(ValueError, match=r"bad\.jpg: category_id 2 is outside 0\.\.1"):
         _load_test_set("compat_histogram_bad_id")
+
+
+def test_filter_empty_keeps_images_with_segmentation_labels(histogram_lines):
+    box, crowd = {"category_id": 0, "iscrowd": 0}, {"category_id": 0, "iscrowd": 1}
+    dicts = [
+        {"image_id": "seg", "labeled_tasks": ["semantic"]},  # no "annotations" at all
+        {"image_id": "both", "labeled_tasks": ["detection", "semantic"], "annotations": []},
+        {"image_id": "empty", "labeled_tasks": ["detection"], "annotations": []},
+        {"image_id": "crowd", "labeled_tasks": ["detection"], "annotations": [crowd]},
+        {"image_id": "box", "labeled_tasks": ["detection"], "annotations": [crowd, box]},
+        {"image_id": "plain", "annotations": []},  # a detectron2 dataset without labeled_tasks
+    ]
+    _register("compat_filter_empty", dicts)
+    kept = compat.get_detection_dataset_dicts("compat_filter_empty", filter_empty=True)
+    assert [d["image_id"] for d in kept] == ["seg", "both", "box"]
+    assert any("left out 3 of 6 images" in line for line in histogram_lines)
+    everything = compat.get_detection_dataset_dicts("compat_filter_empty", filter_empty=False)
+    assert len(everything) == 6

@@ -100,6 +100,17 @@ def test_eval_only_reports_every_task(trained):
         assert json.load(f) == json.loads(json.dumps(results))  # what scripts read back
 
 
+def test_filter_empty_annotations_trains_on_images_not_labeled_for_detection(sample_root, tmp_path):
+    # detectron2's own filter raised KeyError on the first image without "annotations"
+    train_net.main(args_for(tmp_path, "DATALOADER.FILTER_EMPTY_ANNOTATIONS", "True",
+                            "SOLVER.MAX_ITER", "1", "TEST.EVAL_PERIOD", "0"))
+    dicts = DatasetCatalog.get("bdd100k_multitask_train")
+    assert any("annotations" not in d for d in dicts)
+    log = (tmp_path / "log.txt").read_text()
+    assert re.search(rf"FILTER_EMPTY_ANNOTATIONS: left out \d+ of {len(dicts)} images", log)
+    assert (tmp_path / "model_final.pth").is_file()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a refusal without CUDA")
 def test_amp_on_cpu_is_refused(trained):
     with pytest.raises(ValueError, match="SOLVER.AMP.ENABLED needs a CUDA device"):

@@ -42,9 +42,10 @@ from lv_adapter.engine.pseudo_labeler import (
 from lv_adapter.engine.pseudo_summary import (
     finish,
     read_summary,
-    weak_label_warnings,
     remove_outputs,
+    remove_parts,
     remove_stale_outputs,
+    weak_label_warnings,
 )
 
 logger = logging.getLogger("lv_adapter.pseudo_labels")
@@ -118,6 +119,7 @@ def main(argv=None):
     elif done and (done.get("dataset"), done.get("limit")) == (args.dataset, args.limit):
         print(f"{task} pseudo labels in {root} are complete ({summary_path(root, task)}); "
               "nothing to do (--force relabels)")
+        remove_parts(root, task)  # a run killed between the summary and the clean-up
         return done
     records = select_records(args, task)
     if not records:
@@ -170,7 +172,7 @@ def about(args, cfg):
     return {
         "dataset": args.dataset,
         "limit": args.limit,
-        "teacher_config": args.config_file,
+        "teacher_config": os.path.abspath(args.config_file),
         "teacher_weights": cfg.MODEL.WEIGHTS,
         "threshold": {f"PSEUDO_LABELS.{key}": cfg.PSEUDO_LABELS[key]},
     }

@@ -28,6 +28,7 @@ __all__ = [
     "finish",
     "read_summary",
     "remove_outputs",
+    "remove_parts",
     "remove_stale_outputs",
 ]
 
@@ -94,7 +95,17 @@ def finish(root, task, image_ids, about):
         counts = _count_pixels(root, task, image_ids)
     summary = {**about, "task": task, "images": len(image_ids), **counts}
     write_json(summary_path(root, task), summary, indent=2)  # last: the task is complete
+    remove_parts(root, task)
     return summary
+
+
+def remove_parts(root, task):
+    """Delete the per-image detection parts of a complete generation (merged into one file)."""
+    parts = os.path.join(root, PARTS_FOLDER, task)
+    if task == DETECTION and os.path.isdir(parts):
+        shutil.rmtree(parts)
+        if not os.listdir(os.path.join(root, PARTS_FOLDER)):
+            os.rmdir(os.path.join(root, PARTS_FOLDER))
 
 
 def _merge_detection(root, image_ids):

@@ -134,6 +134,22 @@ def test_mixed_detection_and_drivable(tmp_path):
     assert not any("drivable_legacy" in d for d in dicts)
 
 
+def test_a_mask_finds_its_image_whatever_the_extension_case(tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "drivable"
+    write_image(images / "upper.JPG")
+    write_image(images / "long.jpeg")
+    write_image(images / "both.JPG")
+    write_image(images / "both.jpg")  # the BDD100K name wins over another case
+    for stem in ("upper", "long", "both"):
+        write_mask(masks / f"{stem}.png")
+    dicts = load_bdd100k(str(images), drivable_root=str(masks))
+    names = {d["image_id"]: os.path.basename(d["file_name"]) for d in dicts}
+    assert names == {"upper": "upper.JPG", "long": "long.jpeg", "both": "both.jpg"}
+    write_mask(masks / "none.png")  # no image of any extension
+    with pytest.raises(BadSampleError, match=r"images/none\.jpg: image not found"):
+        load_bdd100k(str(images), drivable_root=str(masks))
+
+
 def test_legacy_drivable_and_2018_semantic_names(tmp_path):
     images = tmp_path / "images"
     drivable, sem = tmp_path / "drivable_maps" / "labels" / "train", tmp_path / "seg"

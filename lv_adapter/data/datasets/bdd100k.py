@@ -267,12 +267,26 @@ def _box(box2d, det_json, what):
 def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
     """Add the masks of ``mask_root`` (see :func:`match_masks`) to ``entries``."""
     key = LABEL_KEYS[task][0]
-    for stem, path in match_masks(mask_root, endings, task).items():
+    masks = match_masks(mask_root, endings, task)
+    images = _jpeg_names(image_root) if set(masks) - set(entries) else {}
+    for stem, path in masks.items():
+        name = images.get(stem, stem + IMAGE_EXT)  # not there: reading it names the file
         record = entries.setdefault(
-            stem, {"file_name": os.path.join(image_root, stem + IMAGE_EXT), "sources": []}
+            stem, {"file_name": os.path.join(image_root, name), "sources": []}
         )
         record["sources"].append(path)
         record[task] = {key: path, **({"drivable_legacy": True} if legacy else {})}
+
+
+def _jpeg_names(image_root):
+    """Image stem -> file name of the JPEGs of ``image_root``, the extension in any letter case
+    (``.jpg``, ``.JPG``, ``.jpeg``): a mask names only the stem of its image."""
+    names = {}
+    for entry in os.scandir(image_root):
+        stem, ext = os.path.splitext(entry.name)
+        if ext.lower() in (".jpg", ".jpeg") and (stem not in names or ext == IMAGE_EXT):
+            names[stem] = entry.name
+    return names
 
 
 def match_masks(mask_root, endings, task):
