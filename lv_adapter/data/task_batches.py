@@ -14,6 +14,10 @@ images labeled for it.
   0..s-1 to know each task's position and continues exactly as an uninterrupted run.
 * Workers keep the order: a map-style DataLoader with a batch sampler returns batches in the
   order the sampler gave them, however many workers map them.
+* No aspect-ratio grouping (``DATALOADER.ASPECT_RATIO_GROUPING``): a batch's images are fixed by
+  the schedule, not by their shapes. BDD100K's images all share one shape (1280x720), so this
+  changes nothing there; for a set that mixes landscape and portrait images a warning says that
+  batches mix them (more padding, same results).
 
 Each batch puts the index of its task in ``MODEL.TASKS`` into the event storage as
 ``train_task`` (metrics.json, TensorBoard).
@@ -196,6 +200,7 @@ def build_task_batch_loader(dicts, mapper, *, tasks, strategy, batch_size, seed=
     """
     pools = task_pools(dicts, tasks, strategy)
     sizes = [len(pool) for pool in pools]
+    _warn_about_mixed_orientations(dicts)
     probabilities = task_probabilities(strategy, sizes)  # raises for zeroing and unknown names
     schedule = TaskSchedule(len(tasks), probabilities, seed)
     _log_strategy(strategy, tasks, sizes, probabilities, batch_size, world_size)
@@ -207,6 +212,17 @@ def build_task_batch_loader(dicts, mapper, *, tasks, strategy, batch_size, seed=
         worker_init_fn=worker_init_reset_seed,
     )
     return TaskBatchLoader(data_loader, tasks)
+
+
+def _warn_about_mixed_orientations(dicts):
+    sized = [d for d in dicts if "width" in d and "height" in d]
+    landscape = sum(d["width"] >= d["height"] for d in sized)
+    if 0 < landscape < len(sized):
+        logger.warning(
+            f"{landscape} landscape and {len(sized) - landscape} portrait training images: the "
+            "per-task strategies do not group batches by aspect ratio, so batches mix them "
+            "(more padding, same results)"
+        )
 
 
 def _log_strategy(strategy, tasks, sizes, probabilities, batch_size, world_size):

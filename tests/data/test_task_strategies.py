@@ -1,5 +1,6 @@
 """Co-training strategies of table 1 (DATALOADER.TASK_STRATEGY): task frequencies, the same tasks
 in every process and across a resume, batches labeled for their task, bad configs."""
+import functools
 import itertools
 import json
 import os
@@ -16,7 +17,12 @@ from conftest import REPO
 from lv_adapter import compat
 from lv_adapter.config import build_config
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
-from lv_adapter.data.task_batches import TASK_SCALAR, TaskBatchSampler, task_pools
+from lv_adapter.data.task_batches import (
+    TASK_SCALAR,
+    TaskBatchSampler,
+    build_task_batch_loader,
+    task_pools,
+)
 from lv_adapter.data.task_schedule import TaskSchedule, task_probabilities
 from task_batch_worker import record_batches
 
@@ -116,6 +122,17 @@ def test_the_training_loader_draws_tasks_as_its_strategy_says(sample_root, strat
     else:
         assert np.allclose(frequencies(tasks, 3), expected[strategy], atol=0.035)
     assert all(len(batch) == 2 and len({k for k, _ in batch}) == 1 for batch in keys)
+
+
+def test_mixed_orientations_are_warned_about(caplog):
+    dicts = [{"width": 8, "height": 4, "labeled_tasks": [t]} for t in TASKS]
+    build = functools.partial(build_task_batch_loader, mapper=lambda d: d, tasks=TASKS,
+                              strategy="uniform", batch_size=1)
+    with caplog.at_level("WARNING", logger="lv_adapter.data.task_batches"):
+        build(dicts)
+        assert "portrait" not in caplog.text
+        build(dicts + [{"width": 4, "height": 8, "labeled_tasks": [DRIVABLE]}])
+    assert "3 landscape and 1 portrait training images" in caplog.text
 
 
 def test_each_batch_is_labeled_for_its_task_and_trains_that_task_only(sample_root):
