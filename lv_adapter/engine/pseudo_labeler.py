@@ -22,9 +22,10 @@ queries cover the pixel, only on how much they agree, and a threshold of 0.5 kee
 pixels where the winner outweighs all other classes together.
 
 Each image's output is one file written atomically (detection: a part file
-``<root>/.parts/detection/<stem>.json``, merged into ``det_train.json`` at the end and removed), and an image
-whose file exists is not labeled again: a run killed at any moment continues where it stopped
-and ends with the same bytes as an uninterrupted one. See :mod:`.pseudo_summary` for the end.
+``<root>/.parts/detection/<stem>.json``, merged into ``det_train.json`` at the end, then
+removed), and an image whose file exists is not labeled again: a run killed at any moment
+continues where it stopped and ends with the same bytes as an uninterrupted one. See
+:mod:`.pseudo_summary` for the end.
 """
 import collections
 import os
