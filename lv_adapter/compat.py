@@ -6,6 +6,7 @@ without C++ ops) and detectron2 built from its main branch (what GPU users insta
 import contextlib
 import importlib
 import logging
+import os
 import sys
 
 import detectron2
@@ -81,6 +82,7 @@ def launch(main_func, num_processes, num_machines=1, machine_rank=0, dist_url="a
 
 def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank, url, args):
     rank = machine_rank * num_per_machine + local_rank
+    torch.set_num_threads(cpu_threads_per_process(num_per_machine))
     dist.init_process_group("gloo", init_method=url, world_size=world_size, rank=rank)
     # detectron2.utils.comm needs the group of the processes on this machine.
     for i in range(world_size // num_per_machine):
@@ -89,6 +91,17 @@ def _cpu_worker(local_rank, main_func, world_size, num_per_machine, machine_rank
             comm._LOCAL_PROCESS_GROUP = group
     comm.synchronize()
     main_func(*args)
+
+
+def cpu_threads_per_process(num_per_machine):
+    """Intra-op threads of each of ``num_per_machine`` CPU processes: the machine's cores shared
+    out, unless OMP_NUM_THREADS says otherwise. Every process would otherwise start one thread per
+    core, and N processes on N cores ran slower together than one alone (measured: 2 pseudo-label
+    processes on 2 cores, 1.7 against 2.9 images/s)."""
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // num_per_machine)
 
 
 # Extra DistributedDataParallel arguments, set by `ddp_options`.

@@ -172,3 +172,11 @@ def test_filter_empty_keeps_images_with_segmentation_labels(histogram_lines):
     assert any("left out 3 of 6 images" in line for line in histogram_lines)
     everything = compat.get_detection_dataset_dicts("compat_filter_empty", filter_empty=False)
     assert len(everything) == 6
+
+
+def test_cpu_processes_share_the_cores(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(compat.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert [compat.cpu_threads_per_process(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice stands
+    assert compat.cpu_threads_per_process(2) == torch.get_num_threads()
