@@ -209,7 +209,11 @@ def same_files(a, b):
 
 
 def run_tool(datasets_root, *argv):
-    env = {**os.environ, "DETECTRON2_DATASETS": str(datasets_root), "PYTHONPATH": REPO}
+    # The threads of this process in every process of the tool: the same bytes as the labels
+    # written here need the same arithmetic (a CPU process otherwise gets its share of the cores,
+    # and another thread count may round a score differently).
+    env = {**os.environ, "DETECTRON2_DATASETS": str(datasets_root), "PYTHONPATH": REPO,
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
     return subprocess.run([sys.executable, TOOL, *argv], capture_output=True, text=True,
                           timeout=300, cwd=REPO, env=env)
 
