@@ -147,6 +147,8 @@ d2_data_build = importlib.import_module("detectron2.data.build")
 _d2_get_detection_dataset_dicts = d2_data_build.get_detection_dataset_dicts
 # Logged where detectron2's own histogram goes (its logger writes the console and log.txt).
 _histogram_logger = logging.getLogger("detectron2.data.build")
+# The task name of lv_adapter.data's DETECTION: compat is imported before the data modules.
+_DETECTION = "detection"
 
 
 def get_detection_dataset_dicts(
@@ -189,10 +191,8 @@ def filter_images_without_labels(dicts):
 
 
 def _nothing_to_learn(record):
-    tasks = set(record.get("labeled_tasks", ["detection"] if "annotations" in record else []))
-    if tasks != {"detection"}:
-        return False
-    return not any(not anno.get("iscrowd", 0) for anno in record.get("annotations", ()))
+    tasks = set(record.get("labeled_tasks", [_DETECTION] if "annotations" in record else []))
+    return tasks == {_DETECTION} and all(a.get("iscrowd", 0) for a in record.get("annotations", ()))
 
 
 def log_class_histogram(dicts, class_names, columns=2):
@@ -206,9 +206,8 @@ def log_class_histogram(dicts, class_names, columns=2):
         columns (int): (class, ground truth, pseudo) triples per table row.
     """
     labeled = [d for d in dicts if "annotations" in d]
-    # A literal, not lv_adapter.data's constant: compat is imported before the data modules.
-    pseudo = [d for d in labeled if "detection" in d.get("pseudo_tasks", ())]
-    truth = [d for d in labeled if "detection" not in d.get("pseudo_tasks", ())]
+    pseudo = [d for d in labeled if _DETECTION in d.get("pseudo_tasks", ())]
+    truth = [d for d in labeled if _DETECTION not in d.get("pseudo_tasks", ())]
     gt_counts, pseudo_counts = _boxes_per_class(truth, class_names), _boxes_per_class(
         pseudo, class_names)
     cells = []

@@ -37,10 +37,15 @@ CLASSES = {SEMANTIC: SEM_SEG_CLASSES, DRIVABLE: DRIVABLE_CLASSES}
 DECIMALS = 6
 
 
+def _parts_folder(root):
+    """Where the per-image detection frames wait for the merge."""
+    return os.path.join(root, PARTS_FOLDER, DETECTION)
+
+
 def _folders(root, task):
     """The folders a generation of ``task`` writes files into."""
     if task == DETECTION:
-        return [os.path.join(root, PARTS_FOLDER, DETECTION),
+        return [_parts_folder(root),
                 os.path.dirname(pseudo_label_paths(root)[DETECTION]), root]
     return [pseudo_label_paths(root)[task], root]
 
@@ -57,7 +62,7 @@ def remove_outputs(root, task):
     """Delete everything a generation of ``task`` wrote under ``root`` (``--force``)."""
     paths = [summary_path(root, task), pseudo_label_paths(root)[task]]
     if task == DETECTION:
-        paths.append(os.path.join(root, PARTS_FOLDER, DETECTION))
+        paths.append(_parts_folder(root))
     for path in paths:
         if os.path.isdir(path):
             shutil.rmtree(path)
@@ -101,7 +106,7 @@ def finish(root, task, image_ids, about):
 
 def remove_parts(root, task):
     """Delete the per-image detection parts of a complete generation (merged into one file)."""
-    parts = os.path.join(root, PARTS_FOLDER, task)
+    parts = _parts_folder(root)
     if task == DETECTION and os.path.isdir(parts):
         shutil.rmtree(parts)
         if not os.listdir(os.path.join(root, PARTS_FOLDER)):
