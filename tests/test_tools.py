@@ -299,3 +299,37 @@ def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp
     benchmark_learning.run_all(benchmark_learning.parse_args(argv))
     assert drawn == []
     assert FakeChild.started[0].env["DETECTRON2_DATASETS"] == str(tmp_path / "earlier")
+
+
+@pytest.mark.slow
+def test_inference_macs_split_the_student_and_the_teachers_by_part(tmp_path):
+    """Through the CLI on small images: every multiply-add falls in one part, the student and
+    the teachers share the backbone's count, and the student is one backbone + the adapter +
+    the teachers' heads (which is why its ratio to the teachers is bounded by the heads)."""
+    import json
+    import subprocess
+
+    out = tmp_path / "macs.json"
+    cmd = [sys.executable, os.path.join(REPO, "tools", "count_inference_macs.py"),
+           "--width", "128", "--height", "72", "--json", str(out)]
+    env = dict(os.environ, PYTHONPATH=REPO)
+    printed = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    assert "student / three teachers in turn:" in printed
+    result = json.loads(out.read_text())
+    parts, totals = result["G_multiply_adds"], result["totals_G"]
+    for name, count in parts.items():
+        assert sum(count.values()) == pytest.approx(totals[name], rel=1e-9)
+        assert min(count.values()) >= 0, (name, count)
+    student = parts["student"]
+    backbone = student["ResNet"] + student["FPN"]
+    assert backbone > 0 and student["adapter"] > 0
+    teachers = {name.split()[1]: parts[name] for name in parts if name.startswith("teacher")}
+    assert sorted(teachers) == ["detection", "drivable", "semantic"]
+    for teacher in teachers.values():
+        assert teacher["ResNet"] + teacher["FPN"] == pytest.approx(backbone)
+        assert teacher["adapter"] == 0
+    assert teachers["detection"]["semantic pixel decoder"] == 0
+    assert teachers["semantic"]["detection head"] == 0 < teachers["detection"]["detection head"]
+    teachers = sum(totals[t] for t in totals if t.startswith("teacher"))
+    assert totals["student"] == pytest.approx(teachers - 2 * backbone + student["adapter"])
+    assert result["student_over_teachers"] == pytest.approx(totals["student"] / teachers)

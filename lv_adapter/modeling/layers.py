@@ -1,4 +1,5 @@
 """Building blocks shared by the heads and the adapter: MLP, FFN, attention, positions."""
+import functools
 import math
 
 import torch
@@ -89,19 +90,32 @@ class TransformerDecoderLayer(nn.Module):
 def sine_position_embedding(height, width, dim, device=None, temperature=10000.0):
     """2D sine/cosine position embedding normalized to the map size.
 
+    The result depends only on the arguments, and every forward of the MaskFormer predictor and
+    of the LV-Adapter asks for the same few sizes, so it is computed once per argument set and
+    shared: treat it as read-only (add it, never modify it in place).
+
     Returns:
-        Tensor: [height * width, dim], row-major over the map; the first dim/2 channels encode y,
-        the rest x.
+        Tensor: [height * width, dim] float32, row-major over the map; the first dim/2 channels
+        encode y, the rest x.
     """
     if dim % 4 != 0:
         raise ValueError(f"position embedding dim must be a multiple of 4, got {dim}")
-    quarter = dim // 4
-    freqs = temperature ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
-    scale = 2 * math.pi
-    ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height * scale
-    xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * scale
-    y = ys[:, None] / freqs  # [H, dim/4]
-    x = xs[:, None] / freqs  # [W, dim/4]
-    y = torch.cat([y.sin(), y.cos()], dim=1)[:, None, :].expand(height, width, 2 * quarter)
-    x = torch.cat([x.sin(), x.cos()], dim=1)[None, :, :].expand(height, width, 2 * quarter)
-    return torch.cat([y, x], dim=2).reshape(height * width, dim)
+    device = torch.device(device or "cpu")
+    return _sine_position_embedding(int(height), int(width), int(dim), device, float(temperature))
+
+
+@functools.lru_cache(maxsize=64)
+def _sine_position_embedding(height, width, dim, device, temperature):
+    # A plain tensor even when first asked for under torch.inference_mode: a later forward with
+    # autograd on (training) may add it to tensors that need gradients.
+    with torch.inference_mode(False), torch.no_grad():
+        quarter = dim // 4
+        freqs = temperature ** (torch.arange(quarter, device=device, dtype=torch.float32) / quarter)
+        scale = 2 * math.pi
+        ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height * scale
+        xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width * scale
+        y = ys[:, None] / freqs  # [H, dim/4]
+        x = xs[:, None] / freqs  # [W, dim/4]
+        y = torch.cat([y.sin(), y.cos()], dim=1)[:, None, :].expand(height, width, 2 * quarter)
+        x = torch.cat([x.sin(), x.cos()], dim=1)[None, :, :].expand(height, width, 2 * quarter)
+        return torch.cat([y, x], dim=2).reshape(height * width, dim)
