@@ -127,6 +127,9 @@ def _add_task_config(cfg):
     cfg.MODEL.TASKS = list(TASKS)
     # L = a_det * L_det + a_sem * L_sem + a_driv * L_driv; keys are the task names upper-cased.
     cfg.MODEL.TASK_WEIGHTS = CN({task.upper(): 1.0 for task in TASKS})
+    # The head of each task, by its name in lv_adapter.modeling.task_heads.TASK_HEAD_REGISTRY.
+    cfg.MODEL.HEADS = CN({"DETECTION": "SparseRCNNHead", "SEMANTIC": "MaskFormerHead",
+                          "DRIVABLE": "MaskFormerHead"})
     cfg.MODEL.ADAPTER = CN()
     cfg.MODEL.ADAPTER.NAME = "IdentityAdapter"
     # NHWC convolutions: faster with oneDNN on the CPU (and with cuDNN under AMP).

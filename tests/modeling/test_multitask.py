@@ -122,3 +122,15 @@ def test_nan_loss_names_the_term(batch):
         model.heads["drivable"].parameters().__next__().fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="loss_drivable_"):
         model(batch)
+
+
+def test_heads_are_chosen_per_task_by_name():
+    model = build_model(tiny_cfg())
+    assert {t: type(h).__name__ for t, h in model.heads.items()} == {
+        "detection": "SparseRCNNHead", "semantic": "MaskFormerHead", "drivable": "MaskFormerHead"}
+    with pytest.raises(ValueError, match=r"MODEL.HEADS.SEMANTIC is 'NoSuchHead'.*registered "
+                                         r"heads: \[.*'MaskFormerHead', .*'SparseRCNNHead'"):
+        build_model(tiny_cfg(**{"MODEL.HEADS.SEMANTIC": "NoSuchHead"}))
+    with pytest.raises(ValueError, match=r"MODEL.HEADS.DRIVABLE is 'SparseRCNNHead', a head for "
+                                         r"\['detection'\], not for drivable"):
+        build_model(tiny_cfg(**{"MODEL.HEADS.DRIVABLE": "SparseRCNNHead"}))

@@ -10,11 +10,14 @@ from detectron2.modeling.poolers import ROIPooler
 from detectron2.structures import Boxes, Instances
 from torch import nn
 
+from lv_adapter.data.datasets.categories import DETECTION
 from lv_adapter.modeling.box_ops import box_cxcywh_to_xyxy
 from lv_adapter.modeling.detection.criterion import SparseRCNNCriterion
 from lv_adapter.modeling.detection.dynamic_head import DynamicStage
+from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
 
 
+@TASK_HEAD_REGISTRY.register()
 class SparseRCNNHead(nn.Module):
     """Detection head on FPN features.
 
@@ -61,8 +64,10 @@ class SparseRCNNHead(nn.Module):
         )
         self.criterion = criterion
 
+    TASKS = (DETECTION,)
+
     @classmethod
-    def from_config(cls, cfg, input_shape):
+    def from_config(cls, cfg, input_shape, task=DETECTION):
         c = cfg.MODEL.SPARSE_RCNN
         criterion = SparseRCNNCriterion(
             class_weight=c.CLASS_WEIGHT, l1_weight=c.L1_WEIGHT, giou_weight=c.GIOU_WEIGHT,

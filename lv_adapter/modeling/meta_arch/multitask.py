@@ -11,16 +11,15 @@ from torch.nn import functional as F
 
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
 from lv_adapter.modeling.adapter import build_adapter
-from lv_adapter.modeling.detection import SparseRCNNHead
-from lv_adapter.modeling.segmentation import MaskFormerHead
+from lv_adapter.modeling import detection, segmentation  # noqa: F401  (register their heads)
+from lv_adapter.modeling.task_heads import build_task_head
 
 __all__ = ["MultiTaskModel"]
 
 
 class _Task(NamedTuple):
-    """How the meta-architecture builds, feeds and reads one task's head."""
+    """How the meta-architecture feeds and reads one task's head (whichever head it is)."""
 
-    build: Callable  # (cfg, input_shape) -> head
     targets: Callable  # (batched_inputs, images) -> list of per-image target dicts
     run: Callable  # (head, features, images, targets or None) -> (results, losses)
     output_key: str  # key of the result in the model's output dicts
@@ -74,12 +73,10 @@ def _postprocess_mask(result, image_size, height, width):
 
 
 TASKS = {
-    DETECTION: _Task(SparseRCNNHead, _detection_targets, _run_detection, "instances",
+    DETECTION: _Task(_detection_targets, _run_detection, "instances",
                      lambda result, size, h, w: detector_postprocess(result, h, w)),
-    SEMANTIC: _Task(lambda cfg, shape: MaskFormerHead(cfg, shape, SEMANTIC),
-                    _mask_targets("sem_seg"), _run_segmentation, "sem_seg", _postprocess_mask),
-    DRIVABLE: _Task(lambda cfg, shape: MaskFormerHead(cfg, shape, DRIVABLE),
-                    _mask_targets("drivable_seg"), _run_segmentation, "drivable_seg",
+    SEMANTIC: _Task(_mask_targets("sem_seg"), _run_segmentation, "sem_seg", _postprocess_mask),
+    DRIVABLE: _Task(_mask_targets("drivable_seg"), _run_segmentation, "drivable_seg",
                     _postprocess_mask),
 }
 
@@ -128,7 +125,7 @@ class MultiTaskModel(nn.Module):
         return {
             "backbone": backbone,
             "adapter": build_adapter(cfg, shape, top_block=getattr(backbone, "top_block", None)),
-            "heads": {task: TASKS[task].build(cfg, shape) for task in cfg.MODEL.TASKS},
+            "heads": {task: build_task_head(cfg, shape, task) for task in cfg.MODEL.TASKS},
             "task_weights": {t: cfg.MODEL.TASK_WEIGHTS[t.upper()] for t in cfg.MODEL.TASKS},
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
@@ -220,7 +217,9 @@ def _zero_losses(head, device):
     must log the same keys, and this process must join the all-reduce of the loss normalizers
     (target count, class weights) that the other processes' criteria make.
     """
-    head.criterion.normalizers(None, [], device)
+    normalizers = getattr(getattr(head, "criterion", None), "normalizers", None)
+    if normalizers is not None:
+        normalizers(None, [], device)
     zero = sum(p.sum() for p in head.parameters() if p.requires_grad) * 0.0
     return {key: zero for key in head.loss_keys()}
 

@@ -12,11 +12,13 @@ from lv_adapter.modeling.segmentation.criterion import MaskFormerCriterion
 from lv_adapter.modeling.segmentation.inference import UPSAMPLE_ORDERS, semantic_inference
 from lv_adapter.modeling.segmentation.pixel_decoder import PIXEL_DECODERS
 from lv_adapter.modeling.segmentation.predictor import MaskFormerPredictor
+from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
 
 # The config node (under cfg.MODEL) of each task's head.
 CONFIG_NODES = {SEMANTIC: "SEMANTIC_HEAD", DRIVABLE: "DRIVABLE_HEAD"}
 
 
+@TASK_HEAD_REGISTRY.register()
 class MaskFormerHead(nn.Module):
     """MaskFormer on the FPN of the shared backbone, for one segmentation task.
 
@@ -34,6 +36,8 @@ class MaskFormerHead(nn.Module):
         inference_upsample (str): "masks" (MaskFormer's order) or "scores"; see
             :func:`semantic_inference`.
     """
+
+    TASKS = (SEMANTIC, DRIVABLE)
 
     @configurable
     def __init__(self, *, task, num_classes, pixel_decoder, predictor, criterion, in_features,

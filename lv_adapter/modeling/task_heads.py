@@ -1,0 +1,45 @@
+"""Which head each task of the multi-task model runs: a registry, named per task in the config.
+
+    MODEL.HEADS.DETECTION: "SparseRCNNHead"     MODEL.HEADS.SEMANTIC: "MaskFormerHead"
+                                                MODEL.HEADS.DRIVABLE: "MaskFormerHead"
+
+Heads are swapped for experiments such as the paper's table 8 (convolutional heads, see
+``projects/ConvHeads``). A registered head class says which tasks it can serve in ``TASKS`` and is
+built as ``cls(cfg, input_shape, task)``; it is called the way its task is (see
+``lv_adapter/modeling/meta_arch/multitask.py``):
+
+* detection: ``head(features, image_sizes, targets)`` with per-image targets ``{"labels": [T],
+  "boxes": [T, 4] absolute XYXY}``, returning ``(list[Instances], losses)``;
+* segmentation: ``head(features, targets)`` with per-image targets ``{"labels": [T], "masks":
+  [T, H, W] bool}`` at the padded batch size, returning ``([B, K, H, W] scores, losses)``.
+
+In training the results may be None. Every head has ``loss_keys()`` (the keys its losses take,
+logged as zeros when no image of a batch is labeled for the task); a head whose criterion
+all-reduces loss normalizers across processes exposes them as ``criterion.normalizers``.
+"""
+from detectron2.utils.registry import Registry
+
+__all__ = ["TASK_HEAD_REGISTRY", "build_task_head"]
+
+TASK_HEAD_REGISTRY = Registry("TASK_HEAD")
+TASK_HEAD_REGISTRY.__doc__ = "Task heads of the multi-task model, named by MODEL.HEADS.<TASK>."
+
+
+def build_task_head(cfg, input_shape, task):
+    """The head ``cfg.MODEL.HEADS.<TASK>`` names, built for ``task`` on the FPN ``input_shape``."""
+    key = f"MODEL.HEADS.{task.upper()}"
+    name = cfg.MODEL.HEADS.get(task.upper())
+    if not name:
+        raise ValueError(f"{key} is not set: name the head of the {task} task")
+    try:
+        cls = TASK_HEAD_REGISTRY.get(name)
+    except KeyError:
+        known = sorted(name for name, _ in TASK_HEAD_REGISTRY)
+        raise ValueError(
+            f"{key} is {name!r}, which no imported module registers; registered heads: {known} "
+            "(a project's heads are registered by importing its package, e.g. through its "
+            "train_net.py)"
+        ) from None
+    if task not in cls.TASKS:
+        raise ValueError(f"{key} is {name!r}, a head for {list(cls.TASKS)}, not for {task}")
+    return cls(cfg, input_shape, task)
