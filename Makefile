@@ -45,7 +45,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
-	$(PY) -m flake8 lv_adapter tools tests train_net.py
+	$(PY) -m flake8 lv_adapter tools tests train_net.py projects
 
 benchmark-data: setup
 	$(PY) tools/benchmark_data.py --num-images 60 --rounds 7
