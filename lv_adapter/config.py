@@ -20,6 +20,8 @@ def build_config(config_file, opts=()):
     """
     cfg = get_cfg()
     add_lv_adapter_config(cfg)
+    for adder in _PROJECT_ADDERS:
+        adder(cfg)
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     validate_config(cfg)
@@ -105,6 +107,23 @@ def _heads_problems(prefix, node, position_code=False):
             f"position code splits the width into y, x and sin, cos"
         )
     return problems
+
+
+# Config adders of the projects imported so far (projects/*): build_config runs them after
+# lv_adapter's own, so a project's keys exist wherever its package is imported.
+_PROJECT_ADDERS = []
+
+
+def register_project_config(adder):
+    """Make :func:`build_config` call ``adder(cfg)`` (a project's keys, with their defaults).
+
+    A project calls this when its package is imported, next to registering its modules, so its
+    configs load through every lv_adapter entry point (train_net.py, the tools). Registering the
+    same adder again changes nothing. Returns ``adder`` (usable as a decorator).
+    """
+    if adder not in _PROJECT_ADDERS:
+        _PROJECT_ADDERS.append(adder)
+    return adder
 
 
 def add_lv_adapter_config(cfg):

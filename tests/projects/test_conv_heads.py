@@ -7,7 +7,8 @@ import sys
 import pytest
 import torch
 from detectron2.modeling import build_model
-from detectron2.structures import ImageList
+from detectron2.structures import ImageList, Instances
+from detectron2.utils.events import EventStorage
 
 from conftest import REPO
 from lv_adapter import build_config
@@ -15,9 +16,10 @@ from lv_adapter.modeling.meta_arch.multitask import TASKS
 
 PROJECT = os.path.join(REPO, "projects", "ConvHeads")
 sys.path.insert(0, PROJECT)
-from conv_heads import SemanticFPNHead, dense_targets  # noqa: E402
+from conv_heads import FCOSDetectionHead, SemanticFPNHead, dense_targets  # noqa: E402
 
 TINY = os.path.join(PROJECT, "configs", "quick_schedules", "conv_seg_tiny.yaml")
+ALL_CONV = os.path.join(PROJECT, "configs", "quick_schedules", "all_conv_tiny.yaml")
 
 
 def test_mask_targets_become_one_label_map_with_255_elsewhere():
@@ -103,3 +105,54 @@ def test_a_conv_drivable_teacher_learns_on_held_out_scenes(sample_root, tmp_path
 
     before, after = held_out_miou(1), held_out_miou(80)
     assert after > before + 10, (before, after)
+
+
+def test_fcos_head_trains_on_images_with_and_without_boxes_and_predicts_per_image():
+    model = build_model(build_config(ALL_CONV, ["MODEL.DEVICE", "cpu"]))
+    head = model.heads["detection"]
+    assert isinstance(head, FCOSDetectionHead)
+    features = model.backbone(torch.randn(2, 3, 96, 128))
+    sizes = [(72, 128), (96, 128)]
+    targets = [{"labels": torch.tensor([2, 8]),
+                "boxes": torch.tensor([[10.0, 12.0, 60.0, 50.0], [70.0, 5.0, 90.0, 40.0]])},
+               {"labels": torch.zeros(0, dtype=torch.long), "boxes": torch.zeros(0, 4)}]
+    with EventStorage():  # detectron2's FCOS logs the positives per image
+        _, losses = head.train()(features, sizes, targets)
+    assert sorted(losses) == sorted(head.loss_keys()) == [
+        "loss_detection_cls", "loss_detection_ctr", "loss_detection_giou"]
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values()), losses
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in head.parameters())
+    # Only the empty image: no positives, a background-only classification loss.
+    with EventStorage():
+        _, losses = head(features, sizes, [targets[1], targets[1]])
+    assert losses["loss_detection_cls"] > 0 and losses["loss_detection_giou"] == 0
+    with torch.no_grad():
+        results, _ = head.eval()(features, sizes)
+    for result, (height, width) in zip(results, sizes):
+        assert isinstance(result, Instances) and result.image_size == (height, width)
+        # (clipped to the image by the model's detector_postprocess, as Sparse R-CNN's are)
+        classes = result.pred_classes
+        assert len(result) <= 100 and ((classes >= 0) & (classes < 10)).all()
+
+
+def test_project_train_net_trains_every_head_convolutional(sample_root, tmp_path):
+    run_project(sample_root, "--config-file", ALL_CONV, "OUTPUT_DIR", str(tmp_path))
+    log = (tmp_path / "log.txt").read_text()
+    assert "FCOSDetectionHead" in log and "loss_detection_giou" in log
+    results = json.loads((tmp_path / "inference" / "results.json").read_text())
+    assert {"bbox", "sem_seg", "drivable_seg"} <= set(results)
+
+
+@pytest.mark.slow
+def test_an_fcos_detection_teacher_learns_on_held_out_scenes(sample_root, tmp_path):
+    """Held-out detection AP50 of the FCOS teacher after 1 and after 150 iterations."""
+    def held_out_ap50(iterations):
+        out = tmp_path / str(iterations)
+        run_project(sample_root, "--config-file", ALL_CONV, "MODEL.TASKS", "('detection',)",
+                    "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", "1000",
+                    "SEED", "0", "OUTPUT_DIR", str(out))
+        return json.loads((out / "inference" / "results.json").read_text())["bbox"]["AP50"]
+
+    before, after = held_out_ap50(1), held_out_ap50(150)
+    assert after > before + 2, (before, after)
