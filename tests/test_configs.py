@@ -176,3 +176,25 @@ def test_unknown_task_is_refused():
     cfg.MODEL.TASKS = ["detection", "depth"]
     with pytest.raises(ValueError, match="unknown tasks \\['depth'\\]"):
         build_model(cfg)
+
+
+def test_a_project_config_adder_runs_in_every_build_config(monkeypatch, tmp_path):
+    from detectron2.config import CfgNode
+
+    from lv_adapter import config
+
+    monkeypatch.setattr(config, "_PROJECT_ADDERS", [])
+    path = tmp_path / "project.yaml"
+    path.write_text('_BASE_: "%s"\nMODEL:\n  PROJECT_KEY:\n    SIZE: 3\n'
+                    % os.path.join(ROOT, "configs", "quick_schedules", "multitask_tiny.yaml"))
+    with pytest.raises(KeyError, match="PROJECT_KEY"):  # unknown until the project says so
+        build_config(str(path))
+
+    def add_project_keys(cfg):
+        cfg.MODEL.PROJECT_KEY = CfgNode({"SIZE": 1})
+
+    assert config.register_project_config(add_project_keys) is add_project_keys
+    config.register_project_config(add_project_keys)  # again: no second call
+    assert config._PROJECT_ADDERS == [add_project_keys]
+    assert build_config(str(path)).MODEL.PROJECT_KEY.SIZE == 3
+    assert build_config(str(path), ["MODEL.PROJECT_KEY.SIZE", "5"]).MODEL.PROJECT_KEY.SIZE == 5

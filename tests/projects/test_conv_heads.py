@@ -156,3 +156,19 @@ def test_an_fcos_detection_teacher_learns_on_held_out_scenes(sample_root, tmp_pa
 
     before, after = held_out_ap50(1), held_out_ap50(150)
     assert after > before + 2, (before, after)
+
+
+def test_every_project_config_merges_and_builds():
+    import glob
+
+    paths = sorted(glob.glob(os.path.join(PROJECT, "configs", "**", "*.yaml"), recursive=True))
+    leaves = [p for p in paths if not os.path.basename(p).startswith("Base-")]
+    assert len(leaves) == 8  # 2 sample, 2 tiny, table 8: SimCLR and DetCo x pf and paf
+    for path in leaves:
+        cfg = build_config(path, ["MODEL.DEVICE", "cpu"])
+        heads = build_model(cfg).heads
+        assert {type(h).__name__ for h in heads.values()} <= {
+            "FCOSDetectionHead", "SemanticFPNHead", "SparseRCNNHead"}, path
+        if "table8" in path:
+            assert all(type(h).__name__ != "SparseRCNNHead" for h in heads.values()), path
+            assert cfg.SOLVER.ADAPT_ITERS == (2313 if path.endswith("_paf.yaml") else 0), path
