@@ -162,6 +162,16 @@ def test_the_lv_adapter_and_the_adapt_stage_work_with_the_conv_heads(sample_root
 
 
 @pytest.mark.slow
+def test_two_cpu_processes_train_the_conv_heads(sample_root, tmp_path):
+    """--num-gpus 2 spawns worker processes: each must register the project's heads and keys."""
+    done = run_project(sample_root, "--config-file", ALL_CONV, "--num-gpus", "2",
+                       "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "4",
+                       "OUTPUT_DIR", str(tmp_path))
+    assert os.path.isfile(tmp_path / "model_final.pth")
+    assert "World size: 2" in done.stdout + done.stderr
+
+
+@pytest.mark.slow
 def test_an_fcos_detection_teacher_learns_on_held_out_scenes(sample_root, tmp_path):
     """Held-out detection AP50 of the FCOS teacher after 1 and after 150 iterations."""
     def held_out_ap50(iterations):
