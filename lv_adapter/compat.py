@@ -335,3 +335,15 @@ def restart_train_loader(trainer, start_iter):
         trainer._data_loader_iter_obj = None
     else:
         trainer._data_loader_iter = iter(loader)
+
+
+def fcos_labels_images_without_boxes():
+    """Whether detectron2's FCOS trains on an image without ground-truth boxes.
+
+    Its main branch does (background everywhere; matched boxes returned as tensors); 0.6 does not
+    (its ``match_anchors`` takes the maximum over an empty set; matched boxes are ``Boxes``). Both
+    report version 0.6, so the method that 0.6 has and main renamed tells them apart.
+    """
+    from detectron2.modeling.meta_arch.fcos import FCOS
+
+    return not hasattr(FCOS, "match_anchors")

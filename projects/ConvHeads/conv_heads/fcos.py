@@ -16,6 +16,7 @@ from detectron2.modeling.meta_arch.fcos import FCOS, FCOSHead
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
+from lv_adapter import compat
 from lv_adapter.data.datasets.categories import DETECTION
 from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
 
@@ -42,12 +43,15 @@ class _FeatureShapes(nn.Module):
 
 class _FCOS(FCOS):
     """detectron2's FCOS, also for images without boxes, which the detection task has (scenes
-    labeled for detection with nothing in them): its matching indexes an empty set of boxes."""
+    labeled for detection with nothing in them): detectron2 0.6's matching indexes an empty set
+    of boxes (its main branch labels such images itself)."""
 
     @torch.no_grad()
     def label_anchors(self, anchors, gt_instances):
         """Per image [R] anchor labels (num_classes = background) and [R] matched boxes."""
-        labels, boxes = [], []
+        if compat.fcos_labels_images_without_boxes() or all(len(gt) for gt in gt_instances):
+            return super().label_anchors(anchors, gt_instances)
+        labels, boxes = [], []  # detectron2 0.6: its losses read the matched boxes as Boxes
         for gt in gt_instances:
             if len(gt) == 0:
                 every = Boxes.cat(anchors)
