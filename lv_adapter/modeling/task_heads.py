@@ -19,7 +19,7 @@ all-reduces loss normalizers across processes exposes them as ``criterion.normal
 """
 from detectron2.utils.registry import Registry
 
-__all__ = ["TASK_HEAD_REGISTRY", "build_task_head"]
+__all__ = ["TASK_HEAD_REGISTRY", "build_task_head", "feature_shapes"]
 
 TASK_HEAD_REGISTRY = Registry("TASK_HEAD")
 TASK_HEAD_REGISTRY.__doc__ = "Task heads of the multi-task model, named by MODEL.HEADS.<TASK>."
@@ -43,3 +43,13 @@ def build_task_head(cfg, input_shape, task):
     if task not in cls.TASKS:
         raise ValueError(f"{key} is {name!r}, a head for {list(cls.TASKS)}, not for {task}")
     return cls(cfg, input_shape, task)
+
+
+def feature_shapes(input_shape, names, key):
+    """{name: ShapeSpec} of the FPN maps ``names`` a head reads, in that order; a ValueError
+    naming the config ``key`` when the backbone does not give one of them."""
+    missing = [name for name in names if name not in input_shape]
+    if missing:
+        raise ValueError(f"{key} names {missing}, which the backbone does not give (it gives "
+                         f"{sorted(input_shape)})")
+    return {name: input_shape[name] for name in names}

@@ -92,16 +92,23 @@ def test_repository_train_net_names_the_project_for_its_heads(sample_root, tmp_p
         in done.stderr
 
 
+def teacher_results(sample_root, tmp_path, config, task, iterations):
+    """Held-out results of ``task``'s single-task model of ``config`` after ``iterations``
+    (seed 0, no intermediate checkpoints), trained through the project's train_net.py."""
+    out = tmp_path / f"{task}_{iterations}"
+    run_project(sample_root, "--config-file", config, "MODEL.TASKS", f"('{task}',)",
+                "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", "1000",
+                "SEED", "0", "OUTPUT_DIR", str(out))
+    return json.loads((out / "inference" / "results.json").read_text())
+
+
 @pytest.mark.slow
 def test_a_conv_drivable_teacher_learns_on_held_out_scenes(sample_root, tmp_path):
     """The drivable-area teacher with the Semantic FPN head: held-out mIoU after 1 iteration
     against after 80 (same seed, same scenes, the learning rate of the tiny schedule)."""
     def held_out_miou(iterations):
-        out = tmp_path / str(iterations)
-        run_project(sample_root, "--config-file", TINY, "MODEL.TASKS", "('drivable',)",
-                    "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", "1000",
-                    "SEED", "0", "OUTPUT_DIR", str(out))
-        return json.loads((out / "inference" / "results.json").read_text())["drivable_seg"]["mIoU"]
+        results = teacher_results(sample_root, tmp_path, TINY, "drivable", iterations)
+        return results["drivable_seg"]["mIoU"]
 
     before, after = held_out_miou(1), held_out_miou(80)
     assert after > before + 10, (before, after)
@@ -175,11 +182,8 @@ def test_two_cpu_processes_train_the_conv_heads(sample_root, tmp_path):
 def test_an_fcos_detection_teacher_learns_on_held_out_scenes(sample_root, tmp_path):
     """Held-out detection AP50 of the FCOS teacher after 1 and after 150 iterations."""
     def held_out_ap50(iterations):
-        out = tmp_path / str(iterations)
-        run_project(sample_root, "--config-file", ALL_CONV, "MODEL.TASKS", "('detection',)",
-                    "SOLVER.MAX_ITER", str(iterations), "SOLVER.CHECKPOINT_PERIOD", "1000",
-                    "SEED", "0", "OUTPUT_DIR", str(out))
-        return json.loads((out / "inference" / "results.json").read_text())["bbox"]["AP50"]
+        results = teacher_results(sample_root, tmp_path, ALL_CONV, "detection", iterations)
+        return results["bbox"]["AP50"]
 
     before, after = held_out_ap50(1), held_out_ap50(150)
     assert after > before + 2, (before, after)

@@ -18,7 +18,7 @@ from torch import nn
 
 from lv_adapter import compat
 from lv_adapter.data.datasets.categories import DETECTION
-from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
+from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
 
 __all__ = ["FCOSDetectionHead"]
 
@@ -84,11 +84,8 @@ class FCOSDetectionHead(nn.Module):
     @classmethod
     def from_config(cls, cfg, input_shape, task=DETECTION):
         node = cfg.MODEL.FCOS
-        missing = [name for name in node.IN_FEATURES if name not in input_shape]
-        if missing:
-            raise ValueError(f"MODEL.FCOS.IN_FEATURES names {missing}, which the backbone does not "
-                             f"give (it gives {sorted(input_shape)})")
-        shapes = [input_shape[name] for name in node.IN_FEATURES]
+        key = "MODEL.FCOS.IN_FEATURES"
+        shapes = list(feature_shapes(input_shape, node.IN_FEATURES, key).values())
         # The detection task's class count is kept in the core's detection node, which the
         # LV-Adapter's prompts read as well.
         num_classes = cfg.MODEL.SPARSE_RCNN.NUM_CLASSES

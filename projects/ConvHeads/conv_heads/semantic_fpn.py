@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from lv_adapter.data.datasets.categories import DRIVABLE, IGNORE_LABEL, SEMANTIC
 from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES
-from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
+from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
 
 __all__ = ["SemanticFPNHead", "dense_targets"]
 
@@ -45,11 +45,7 @@ class SemanticFPNHead(nn.Module):
     def from_config(cls, cfg, input_shape, task):
         node_name = CONFIG_NODES[task]
         node = cfg.MODEL[node_name]
-        missing = [name for name in node.IN_FEATURES if name not in input_shape]
-        if missing:
-            raise ValueError(f"MODEL.{node_name}.IN_FEATURES names {missing}, which the backbone "
-                             f"does not give (it gives {sorted(input_shape)})")
-        shapes = {name: input_shape[name] for name in node.IN_FEATURES}
+        shapes = feature_shapes(input_shape, node.IN_FEATURES, f"MODEL.{node_name}.IN_FEATURES")
         return {
             "task": task,
             "fpn_head": SemSegFPNHead(
