@@ -24,6 +24,14 @@ from lv_adapter.data.sample import write_sample_bdd100k  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def subprocess_env(**variables):
+    """This process's environment plus ``variables``, for a tool run as a subprocess: the
+    repository goes first on PYTHONPATH and what was there stays after it (`make test-d2main`
+    puts detectron2's main branch there, and the child must import the same detectron2)."""
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, **variables, PYTHONPATH=path)
+
+
 @pytest.fixture(scope="session")
 def sample_root():
     """The datasets root holding ``bdd100k/``: 16 generated 128x72 scenes (seed 0)."""

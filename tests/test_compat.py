@@ -10,6 +10,7 @@ import torch
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
 
+from conftest import subprocess_env
 from lv_adapter import _detectron2_c_placeholder, compat
 
 
@@ -19,6 +20,17 @@ def test_detectron2_layers_import_in_a_fresh_interpreter_without_lv_adapter():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_tools_run_by_the_tests_import_the_detectron2_the_tests_import():
+    # `make test-d2main` puts detectron2's main branch first on PYTHONPATH, over the venv's 0.6:
+    # a subprocess started by a test must keep it, or its half of the test checks 0.6 again.
+    import detectron2
+
+    code = "import detectron2; print(detectron2.__file__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=subprocess_env(), check=True)
+    assert result.stdout.strip() == detectron2.__file__
 
 
 def test_version_is_known():

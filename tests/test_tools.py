@@ -9,7 +9,7 @@ import pytest
 import torch
 from detectron2.modeling import build_model
 
-from conftest import REPO
+from conftest import REPO, subprocess_env
 from lv_adapter import build_config
 from lv_adapter.engine import SafeCheckpointer
 
@@ -259,7 +259,7 @@ def test_speed_benchmark_times_the_adapter_in_one_run():
 
     cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--adapter",
            "--steps", "1", "--rounds", "1", "--scale", "0.05"]
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = subprocess_env()
     printed = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     assert "== R50 paper config" in printed and "== sample config" in printed
     assert len(re.findall(r"ratio LV-Adapter / no adapter: \d+\.\d+ \(target <= 1.10\)",
@@ -278,7 +278,7 @@ def test_speed_benchmark_times_the_text_side_one_pass_against_task_by_task():
 
     cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--text-only",
            "--steps", "1"]
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = subprocess_env()
     printed = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     assert "== R50 paper config" in printed and "== sample config" in printed
     assert len(re.findall(r"all tasks in one pass +\d+\.\d+ ms", printed)) == 2
@@ -312,7 +312,7 @@ def test_inference_macs_split_the_student_and_the_teachers_by_part(tmp_path):
     out = tmp_path / "macs.json"
     cmd = [sys.executable, os.path.join(REPO, "tools", "count_inference_macs.py"),
            "--width", "128", "--height", "72", "--json", str(out)]
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = subprocess_env()
     printed = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     assert "student / three teachers in turn:" in printed
     result = json.loads(out.read_text())

@@ -8,7 +8,7 @@ import sys
 import cv2
 
 from bad_data import copy_sample, train_paths, truncate, reset_process_state
-from conftest import REPO
+from conftest import REPO, subprocess_env
 
 TOOL = os.path.join(REPO, "tools", "check_dataset.py")
 sys.path.insert(0, os.path.dirname(TOOL))
@@ -16,7 +16,7 @@ import check_dataset  # noqa: E402
 
 
 def run_tool(datasets_root, *args):
-    env = dict(os.environ, DETECTRON2_DATASETS=str(datasets_root), PYTHONPATH=REPO)
+    env = subprocess_env(DETECTRON2_DATASETS=str(datasets_root))
     return subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True,
                           timeout=300, cwd=REPO, env=env)
 

@@ -13,7 +13,7 @@ import torch
 from detectron2.data import DatasetCatalog
 
 import train_net
-from conftest import REPO, freed_dataset_names
+from conftest import REPO, freed_dataset_names, subprocess_env
 from lv_adapter import build_config
 from lv_adapter.data.datasets.bdd100k import load_bdd100k
 from lv_adapter.data.datasets.builtin import register_all_bdd100k, split_folder
@@ -212,8 +212,8 @@ def run_tool(datasets_root, *argv):
     # The threads of this process in every process of the tool: the same bytes as the labels
     # written here need the same arithmetic (a CPU process otherwise gets its share of the cores,
     # and another thread count may round a score differently).
-    env = {**os.environ, "DETECTRON2_DATASETS": str(datasets_root), "PYTHONPATH": REPO,
-           "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    env = subprocess_env(DETECTRON2_DATASETS=str(datasets_root),
+                         OMP_NUM_THREADS=str(torch.get_num_threads()))
     return subprocess.run([sys.executable, TOOL, *argv], capture_output=True, text=True,
                           timeout=300, cwd=REPO, env=env)
 

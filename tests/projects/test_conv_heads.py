@@ -10,7 +10,7 @@ from detectron2.modeling import build_model
 from detectron2.structures import ImageList, Instances
 from detectron2.utils.events import EventStorage
 
-from conftest import REPO
+from conftest import REPO, subprocess_env
 from lv_adapter import build_config
 from lv_adapter.modeling.meta_arch.multitask import TASKS
 
@@ -62,7 +62,7 @@ def test_the_heads_predict_probabilities_and_learn_from_mask_targets(sample_root
 
 def run_project(sample_root, *argv):
     cmd = [sys.executable, os.path.join(PROJECT, "train_net.py"), *argv, "MODEL.DEVICE", "cpu"]
-    env = dict(os.environ, DETECTRON2_DATASETS=sample_root, PYTHONPATH=REPO)
+    env = subprocess_env(DETECTRON2_DATASETS=sample_root)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
@@ -91,7 +91,7 @@ def test_repository_train_net_names_the_project_for_its_heads(sample_root, tmp_p
     """Without the project's package the head names are unknown: the error says where to look."""
     cmd = [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", TINY,
            "OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cpu"]
-    env = dict(os.environ, DETECTRON2_DATASETS=sample_root, PYTHONPATH=REPO)
+    env = subprocess_env(DETECTRON2_DATASETS=sample_root)
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert done.returncode != 0
     assert "MODEL.HEADS.SEMANTIC is 'SemanticFPNHead', which no imported module registers" \

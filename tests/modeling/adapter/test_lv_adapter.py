@@ -12,7 +12,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 from torch.nn import functional as F
 
-from conftest import REPO
+from conftest import REPO, subprocess_env
 from fake_prompts import CLASS_COUNTS, FakeTaskPrompts, build_fake_prompts, refuse_to_build
 from lv_adapter import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
@@ -255,7 +255,7 @@ print(json.dumps({
 
 def test_features_file_model_imports_no_text_encoder(tmp_path):
     path = features_file(tmp_path / "text.pth")
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = subprocess_env()
     cmd = [sys.executable, "-c", NO_ENCODER_SCRIPT, TINY, *LV,
            "MODEL.ADAPTER.TEXT_FEATURES_FILE", path, "MODEL.DEVICE", "cpu"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO, env=env)
