@@ -5,8 +5,16 @@ import math
 import torch
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
+from detectron2.data import MetadataCatalog
 
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE_CLASSES, SEM_SEG_CLASSES, TASKS
+from lv_adapter.data.classes import NUM_CLASSES_KEYS, head_num_classes
+from lv_adapter.data.datasets.categories import (
+    DETECTION,
+    DRIVABLE_CLASSES,
+    SEM_SEG_CLASSES,
+    TASKS,
+    task_classes,
+)
 from lv_adapter.data.task_schedule import STRATEGIES, ZEROING
 from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES as MASK_FORMER_NODES
 
@@ -37,6 +45,7 @@ def validate_config(cfg):
     others, or that the model would use without complaint but wrongly.
     """
     problems = _task_problems(cfg) + _hidden_dim_problems(cfg) + _task_strategy_problems(cfg)
+    problems += _class_count_problems(cfg)
     if problems:
         raise ValueError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -48,6 +57,27 @@ def _task_problems(cfg):
     for key, weight in cfg.MODEL.TASK_WEIGHTS.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             problems.append(f"MODEL.TASK_WEIGHTS.{key} is {weight!r}; it must be a number >= 0")
+    return problems
+
+
+def _class_count_problems(cfg):
+    """Each head's class count against the classes of every registered train and test dataset
+    (a mismatch would train or score the wrong classes, or fail deep inside a loss)."""
+    problems = []
+    for name in dict.fromkeys(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)):
+        if name not in MetadataCatalog:
+            continue  # detectron2 says so when the dataset is loaded
+        metadata = MetadataCatalog.get(name)
+        for task in cfg.MODEL.TASKS:
+            if task not in NUM_CLASSES_KEYS:
+                continue  # unknown task: the model refuses it by name
+            classes, count = task_classes(metadata, task), head_num_classes(cfg, task)
+            if len(classes) != count:
+                node, key = NUM_CLASSES_KEYS[task]
+                problems.append(
+                    f"MODEL.{node}.{key} is {count} but dataset {name!r} has {len(classes)} "
+                    f"{task} classes ({', '.join(classes)}); set it to {len(classes)}"
+                )
     return problems
 
 

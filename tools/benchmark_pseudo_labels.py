@@ -39,7 +39,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.structures import Boxes, Instances
 from tabulate import tabulate
 
-from lv_adapter.data.datasets.categories import DET_CLASSES, DETECTION, TASKS
+from lv_adapter.data.datasets.categories import BDD100K_TASK_CLASSES, DET_CLASSES, DETECTION, TASKS
 from lv_adapter.data.pseudo_labels import pseudo_label_paths
 from lv_adapter.data.readers import read_label_mask
 from lv_adapter.engine.pseudo_labeler import output_path, records_lacking
@@ -121,7 +121,7 @@ def frame_instances(frame, image_size):
 
 def segmentation_quality(root, task, records):
     """Metrics (percent) over the pixels the pseudo labels keep, and the share they keep."""
-    spec = SEG_TASKS[task]
+    spec, classes = SEG_TASKS[task], BDD100K_TASK_CLASSES[task]  # pseudo labels: BDD100K's
     confusion, kept, total = 0, 0, 0
     for record in records:
         size = (record["height"], record["width"])
@@ -130,9 +130,9 @@ def segmentation_quality(root, task, records):
         pseudo = read_label_mask(output_path(root, task, record["image_id"]), task, size)
         gt = gt.copy()
         gt[pseudo == 255] = 255  # pixels without a pseudo label teach nothing: not scored
-        confusion = confusion + confusion_matrix(gt, pseudo, len(spec.classes))
+        confusion = confusion + confusion_matrix(gt, pseudo, len(classes))
         kept, total = kept + int((pseudo != 255).sum()), total + pseudo.size
-    metrics = segmentation_metrics(confusion, spec.classes)
+    metrics = segmentation_metrics(confusion, classes)
     out = {"mIoU": metrics["mIoU"], "pACC": metrics["pACC"], "kept %": 100 * kept / max(total, 1)}
     if spec.official_classes:
         out["mIoU_bdd100k"] = official_drivable_miou(confusion, spec.official_classes)

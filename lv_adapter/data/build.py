@@ -6,9 +6,11 @@ from detectron2.data import MetadataCatalog, build_detection_train_loader
 from detectron2.utils import comm
 
 from lv_adapter import compat
+from lv_adapter.data.classes import head_num_classes
 from lv_adapter.data.datasets.bdd100k import format_task_counts
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
+from lv_adapter.data.readers import MASK_TASKS
 from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.data.task_batches import build_task_batch_loader
 from lv_adapter.data.task_schedule import ZEROING
@@ -58,20 +60,24 @@ def load_train_dicts(cfg):
         logger.info(f"of which pseudo labels: {format_task_counts(dicts, key=PSEUDO_TASKS_KEY)}")
     check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)
     if cfg.DATASETS.CHECK_AT_START:
-        dicts = check_files(dicts, cfg.DATASETS.ON_BAD_SAMPLE, cfg.DATALOADER.NUM_WORKERS)
+        num_classes = {task: head_num_classes(cfg, task) for task in MASK_TASKS}
+        dicts = check_files(dicts, cfg.DATASETS.ON_BAD_SAMPLE, cfg.DATALOADER.NUM_WORKERS,
+                            num_classes)
         check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)
     return dicts
 
 
-def check_files(dicts, on_bad_sample, num_workers=0):
+def check_files(dicts, on_bad_sample, num_workers=0, num_classes=None):
     """Read and validate the files of every record; raise on a bad one, or drop it ("skip").
+    ``num_classes``: dict mask task -> number of classes (None: BDD100K's).
 
     Each training process checks an equal share and the findings are gathered, so all of them
     see the same result.
     """
     rank, world_size = comm.get_rank(), comm.get_world_size()
     share = list(range(rank, len(dicts), world_size))
-    found = find_bad_records([dicts[i] for i in share], num_workers, comm.is_main_process())
+    found = find_bad_records([dicts[i] for i in share], num_workers, comm.is_main_process(),
+                             num_classes)
     bad = {}
     for part in comm.all_gather({share[i]: problems for i, problems in found}):
         bad.update(part)

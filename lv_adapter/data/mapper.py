@@ -10,6 +10,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.structures import Boxes, Instances
 
+from lv_adapter.data.classes import head_num_classes
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
@@ -51,7 +52,8 @@ class MultiTaskDatasetMapper:
     """
 
     @configurable
-    def __init__(self, is_train=True, *, augmentations, image_format="BGR", on_bad_sample="raise"):
+    def __init__(self, is_train=True, *, augmentations, image_format="BGR", on_bad_sample="raise",
+                 num_classes=None):
         """
         Args:
             is_train (bool): read and transform labels; otherwise image only.
@@ -60,6 +62,8 @@ class MultiTaskDatasetMapper:
             on_bad_sample (str): "raise" or "skip" (training only: the mapper returns None and
                 detectron2's dataset draws another sample). Evaluation always raises, because a
                 substituted image would corrupt the metrics.
+            num_classes (dict or None): mask task -> its number of classes K (the heads'); a mask
+                value >= K other than 255 is a bad sample. None: BDD100K's.
         """
         self.is_train = is_train
         for aug in augmentations:
@@ -68,6 +72,7 @@ class MultiTaskDatasetMapper:
                 raise ValueError(f"{aug} needs {needs}; augmentations may use only the image")
         self.augmentations = list(augmentations)
         self.image_format = image_format
+        self.num_classes = dict(num_classes or {})
         self._bad_samples = BadSampleHandler(on_bad_sample if is_train else "raise", "image")
         mode = "training" if is_train else "inference"
         logging.getLogger(__name__).info(f"[MultiTaskDatasetMapper] {mode}: {augmentations}")
@@ -79,6 +84,7 @@ class MultiTaskDatasetMapper:
             "augmentations": build_multitask_augmentation(cfg, is_train),
             "image_format": cfg.INPUT.FORMAT,
             "on_bad_sample": cfg.DATASETS.ON_BAD_SAMPLE,
+            "num_classes": {task: head_num_classes(cfg, task) for task in MASK_TASKS},
         }
 
     def __call__(self, dataset_dict):
@@ -95,8 +101,11 @@ class MultiTaskDatasetMapper:
         tasks = tuple(dataset_dict.get("labeled_tasks", ()))
         masks = {}
         if self.is_train:
-            masks = {task: read_record_mask(dataset_dict, task, image.shape[:2])
-                     for task in MASK_TASKS if task in tasks}
+            masks = {
+                task: read_record_mask(dataset_dict, task, image.shape[:2],
+                                       self.num_classes.get(task))
+                for task in MASK_TASKS if task in tasks
+            }
         image, transforms = self._augment(image)
         keep = ("file_name", "image_id", "height", "width")
         out = {k: dataset_dict[k] for k in keep if k in dataset_dict}

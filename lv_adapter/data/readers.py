@@ -77,7 +77,7 @@ def check_image_size(dataset_dict, image):
         raise BadSampleError(dataset_dict["file_name"], str(e)) from None
 
 
-def read_record_mask(dataset_dict, task, image_shape):
+def read_record_mask(dataset_dict, task, image_shape, num_classes=None):
     """Read and validate the mask of ``task`` (in :data:`MASK_TASKS`) that a dataset dict names.
 
     Args:
@@ -85,6 +85,7 @@ def read_record_mask(dataset_dict, task, image_shape):
             ``drivable_legacy``) for the tasks it is labeled for.
         task (str): "semantic" or "drivable".
         image_shape (tuple[int, int]): (H, W) of the image; the mask must have it.
+        num_classes (int or None): see :func:`read_label_mask`.
 
     Returns:
         np.ndarray: HxW uint8 class ids (see :func:`read_label_mask`).
@@ -93,10 +94,10 @@ def read_record_mask(dataset_dict, task, image_shape):
     if key not in dataset_dict:
         raise BadSampleError(dataset_dict["file_name"], f"labeled for {task} but has no {key!r}")
     legacy = task == DRIVABLE and dataset_dict.get("drivable_legacy", False)
-    return read_label_mask(dataset_dict[key], task, image_shape, legacy)
+    return read_label_mask(dataset_dict[key], task, image_shape, legacy, num_classes)
 
 
-def read_label_mask(path, task, image_shape=None, legacy_drivable=False):
+def read_label_mask(path, task, image_shape=None, legacy_drivable=False, num_classes=None):
     """Read and validate a label-id mask of ``task`` ("semantic" or "drivable").
 
     Args:
@@ -106,6 +107,8 @@ def read_label_mask(path, task, image_shape=None, legacy_drivable=False):
         legacy_drivable (bool): the mask uses the 2018 drivable encoding (0 background, 1 direct,
             2 alternative) and is remapped to the current one (0 direct, 1 alternative,
             2 background).
+        num_classes (int or None): K, the task's number of classes; None: BDD100K's
+            (:data:`NUM_MASK_CLASSES`). Another dataset passes its own.
 
     Returns:
         np.ndarray: HxW uint8 class ids in the current encoding, 255 = ignore.
@@ -117,7 +120,7 @@ def read_label_mask(path, task, image_shape=None, legacy_drivable=False):
             f"{task} mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
             f"{image_shape[1]}x{image_shape[0]}",
         )
-    _check_mask_values(path, task, mask)
+    _check_mask_values(path, task, mask, num_classes or NUM_MASK_CLASSES[task])
     return _LEGACY_DRIVABLE_LUT[mask] if legacy_drivable else mask
 
 
@@ -140,8 +143,7 @@ def _decode_mask(path):
     return mask
 
 
-def _check_mask_values(path, task, mask):
-    num_classes = NUM_MASK_CLASSES[task]
+def _check_mask_values(path, task, mask, num_classes):
     bad = (mask >= num_classes) & (mask != IGNORE_LABEL)
     if bad.any():
         values = np.unique(mask[bad]).tolist()

@@ -7,11 +7,13 @@ problems at once, with a per-task count of images. ``tools/check_dataset.py`` is
 ``DATASETS.CHECK_AT_START`` runs :func:`find_bad_records` on the training set at start-up.
 """
 import dataclasses
+import functools
 import multiprocessing
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from tqdm import tqdm
 
+from lv_adapter.data.datasets.categories import task_classes
 from lv_adapter.data.errors import BadSampleError, collect_skipped
 from lv_adapter.data.readers import (
     MASK_TASKS,
@@ -24,12 +26,14 @@ from lv_adapter.data.summary import format_summary, summarize
 __all__ = ["CheckReport", "check_datasets", "find_bad_records", "record_problems"]
 
 
-def record_problems(record):
+def record_problems(record, num_classes=None):
     """Every problem of one dataset dict's files, as ``(path, problem)`` pairs (empty: all good).
 
     The image and each mask are checked on their own, so one bad file does not hide another; a
-    mask is compared with the size the record gives (read from the image header at loading).
+    mask is compared with the size the record gives (read from the image header at loading) and
+    with ``num_classes`` (dict task -> K of the mask tasks; None: BDD100K's).
     """
+    num_classes = num_classes or {}
     problems = []
     try:
         check_image_size(dict(record), read_image(record["file_name"]))
@@ -39,25 +43,27 @@ def record_problems(record):
     for task in MASK_TASKS:
         if task in record.get("labeled_tasks", ()):
             try:
-                read_record_mask(record, task, shape)
+                read_record_mask(record, task, shape, num_classes.get(task))
             except BadSampleError as e:
                 problems.append((e.path, e.problem))
     return problems
 
 
-def find_bad_records(records, num_workers=0, progress=False):
-    """Check ``records`` with :func:`record_problems` in ``num_workers`` processes (0: here).
+def find_bad_records(records, num_workers=0, progress=False, num_classes=None):
+    """Check ``records`` with :func:`record_problems` (``num_classes`` passed on) in
+    ``num_workers`` processes (0: here).
 
     Returns:
         list[tuple[int, list]]: ``(index in records, problems)`` of each record with a problem,
         in ``records`` order.
     """
     bar = tqdm(total=len(records), desc="checking files", unit="image", disable=not progress)
+    check = functools.partial(record_problems, num_classes=num_classes)
     if num_workers > 0:
         with multiprocessing.Pool(num_workers) as pool:
-            found = _collect(pool.imap(record_problems, records, chunksize=8), bar)
+            found = _collect(pool.imap(check, records, chunksize=8), bar)
     else:
-        found = _collect(map(record_problems, records), bar)
+        found = _collect(map(check, records), bar)
     bar.close()
     return found
 
@@ -99,9 +105,10 @@ def check_datasets(names, num_workers=0, progress=False):
 
     Loading skips (and reports) bad records instead of stopping at the first; a dataset that
     cannot be loaded at all, or that labels none of the tasks its metadata promises, is a
-    problem too. A file shared by several datasets is read once.
+    problems too. A file shared by several datasets is read once. Mask values are checked against
+    the classes of each dataset's metadata.
     """
-    problems, summaries, records = set(), {}, {}
+    problems, summaries, seen = set(), {}, set()
     for name in names:
         dicts = _load(name, problems)
         if dicts is None:
@@ -111,11 +118,13 @@ def check_datasets(names, num_workers=0, progress=False):
         for task in MetadataCatalog.get(name).get("tasks", ()):
             if not summary["labeled"][task]:
                 problems.add((name, f"no image is labeled for {task}"))
-        for record in dicts:
-            records.setdefault(_files_of(record), record)
-    unique = list(records.values())
-    for _, found in find_bad_records(unique, num_workers, progress):
-        problems.update(found)
+        unique = {_files_of(record): record for record in dicts}
+        unique = [record for files, record in unique.items() if files not in seen]
+        seen.update(_files_of(record) for record in unique)
+        metadata = MetadataCatalog.get(name)
+        num_classes = {task: len(task_classes(metadata, task)) for task in MASK_TASKS}
+        for _, found in find_bad_records(unique, num_workers, progress, num_classes):
+            problems.update(found)
     return CheckReport(sorted(problems), summaries)
 
 

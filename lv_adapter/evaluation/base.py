@@ -3,10 +3,11 @@ that skips unlabeled images and gathers results from every process."""
 import logging
 import os
 
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
+from lv_adapter.data.datasets.categories import task_classes
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY, ground_truth_tasks
 
 __all__ = ["GroundTruth", "TaskEvaluator", "file_stem"]
@@ -73,6 +74,8 @@ class TaskEvaluator(DatasetEvaluator):
     def __init__(self, dataset_name, task, output_dir=None, ground_truth=None):
         self._dataset_name = dataset_name
         self._task = task
+        # The task's class names in label-id order, from the dataset's metadata.
+        self._classes = task_classes(MetadataCatalog.get(dataset_name), task)
         self._output_dir = output_dir
         self._ground_truth = ground_truth or GroundTruth(dataset_name)
         self._logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from detectron2.utils.logger import create_small_table
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from lv_adapter.data.datasets.categories import DET_CLASSES, DETECTION
+from lv_adapter.data.datasets.categories import DETECTION
 from lv_adapter.evaluation.base import TaskEvaluator
 from lv_adapter.utils.io import write_json
 
@@ -71,9 +71,9 @@ class DetectionEvaluator(TaskEvaluator):
         self._log_coverage(len(images))
         if self._output_dir:
             path = self._export_path("det.json")
-            write_json(path, scalabel_frames(images))
+            write_json(path, scalabel_frames(images, self._classes))
             self._logger.info(f"Wrote the detections of {len(images)} images to {path}")
-        results = coco_box_metrics(images, self._logger)
+        results = coco_box_metrics(images, self._classes, self._logger)
         self._logger.info("Box AP (%):\n" + create_small_table(results))
         return {"bbox": results}
 
@@ -106,13 +106,14 @@ def _predicted_boxes(instances):
     ]
 
 
-def coco_box_metrics(images, logger):
-    """Box AP metrics (percent) of evaluated images, each with ``gt`` and ``dets`` boxes.
+def coco_box_metrics(images, classes, logger):
+    """Box AP metrics (percent) of evaluated images, each with ``gt`` and ``dets`` boxes, whose
+    ``category_id`` indexes ``classes`` (the class names).
 
     Returns:
         dict: :data:`COCO_METRICS` and ``AP-<class>``; NaN where nothing can be measured.
     """
-    coco_eval = COCOeval(_coco(images, "gt"), _coco(images, "dets"), "bbox")
+    coco_eval = COCOeval(_coco(images, "gt", classes), _coco(images, "dets", classes), "bbox")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):  # pycocotools prints; the log gets it instead
         coco_eval.evaluate()
@@ -122,7 +123,7 @@ def coco_box_metrics(images, logger):
     results = {name: _percent(coco_eval.stats[i]) for i, name in enumerate(COCO_METRICS)}
     # precision: [IoU threshold, recall, class, area range, max detections]; -1 = no GT.
     precision = coco_eval.eval["precision"][:, :, :, 0, -1]
-    for k, name in enumerate(DET_CLASSES):
+    for k, name in enumerate(classes):
         values = precision[:, :, k]
         values = values[values > -1]
         results[f"AP-{name}"] = float(values.mean() * 100) if values.size else float("nan")
@@ -134,7 +135,7 @@ def _percent(stat):
     return float(stat * 100) if stat >= 0 else float("nan")
 
 
-def _coco(images, key):
+def _coco(images, key, classes):
     """A pycocotools ``COCO`` holding the ``key`` ("gt" or "dets") boxes of ``images``.
 
     Built directly rather than with ``COCO.loadRes``, which fails on an empty prediction list;
@@ -162,7 +163,7 @@ def _coco(images, key):
             {"id": i, "height": image["height"], "width": image["width"]}
             for i, image in enumerate(images, start=1)
         ],
-        "categories": [{"id": k + 1, "name": name} for k, name in enumerate(DET_CLASSES)],
+        "categories": [{"id": k + 1, "name": name} for k, name in enumerate(classes)],
         "annotations": annotations,
     }
     with contextlib.redirect_stdout(io.StringIO()):
@@ -170,8 +171,9 @@ def _coco(images, key):
     return coco
 
 
-def scalabel_frames(images):
-    """Predictions as Scalabel frames, the format of the official toolkit's ``det`` results.
+def scalabel_frames(images, classes):
+    """Predictions as Scalabel frames, the format of the official toolkit's ``det`` results;
+    ``classes`` names the ``category_id`` values.
 
     One frame per image, named by the image file's base name, even without detections. Boxes
     use BDD100K's inclusive pixel convention: ``x2``/``y2`` are the continuous edges minus one.
@@ -184,7 +186,7 @@ def scalabel_frames(images):
             labels.append(
                 {
                     "id": str(index),
-                    "category": DET_CLASSES[det["category_id"]],
+                    "category": classes[det["category_id"]],
                     "score": det["score"],
                     "box2d": {"x1": x1, "y1": y1, "x2": x2 - 1, "y2": y2 - 1},
                 }

@@ -28,7 +28,6 @@ from lv_adapter.data.datasets.categories import (
     DRIVABLE_BACKGROUND,
     DRIVABLE_CLASSES,
     IGNORE_LABEL,
-    SEM_SEG_CLASSES,
     SEMANTIC,
 )
 from lv_adapter.data.readers import read_label_mask
@@ -47,13 +46,13 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class SegTask:
-    """What differs between the segmentation tasks.
+    """What differs between the segmentation tasks (the class names come from the evaluated
+    dataset's metadata: :func:`~lv_adapter.data.datasets.categories.task_classes`).
 
     Attributes:
         result_key: key of the results dict and of the model output's score map.
         file_key: dataset-dict key of the ground-truth mask file.
         legacy_key: dataset-dict key flagging a 2018-encoded mask, or None.
-        classes: class names, in label-id order.
         export_folder: ``<output_dir>/bdd100k/<export_folder>/<stem>.png`` holds predictions.
         official_classes: the ground-truth classes of ``mIoU_bdd100k``; empty: not reported.
     """
@@ -61,18 +60,16 @@ class SegTask:
     result_key: str
     file_key: str
     legacy_key: Optional[str]
-    classes: tuple
     export_folder: str
     official_classes: tuple = ()
 
 
 SEG_TASKS = {
-    SEMANTIC: SegTask("sem_seg", "sem_seg_file_name", None, SEM_SEG_CLASSES, "sem_seg"),
+    SEMANTIC: SegTask("sem_seg", "sem_seg_file_name", None, "sem_seg"),
     DRIVABLE: SegTask(
         "drivable_seg",
         "drivable_file_name",
         "drivable_legacy",
-        DRIVABLE_CLASSES,
         "drivable",
         tuple(c for c in range(len(DRIVABLE_CLASSES)) if c != DRIVABLE_BACKGROUND),
     ),
@@ -102,7 +99,7 @@ class SegmentationEvaluator(TaskEvaluator):
         super().__init__(dataset_name, task, output_dir, ground_truth)
 
     def reset(self):
-        num_classes = len(self._spec.classes)
+        num_classes = len(self._classes)
         self._confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
         self._num_images = 0
         self._encoded = []  # (file stem, PNG bytes): small enough to gather, unlike raw masks
@@ -118,7 +115,7 @@ class SegmentationEvaluator(TaskEvaluator):
                     f"(WxH) but its ground truth is {gt.shape[1]}x{gt.shape[0]}; outputs must "
                     "be at the original image resolution"
                 )
-            self._confusion += confusion_matrix(gt, prediction, len(self._spec.classes))
+            self._confusion += confusion_matrix(gt, prediction, len(self._classes))
             self._num_images += 1
             if self._output_dir:
                 self._encoded.append((file_stem(record["file_name"]), _encode_png(prediction)))
@@ -131,11 +128,12 @@ class SegmentationEvaluator(TaskEvaluator):
             self._task,
             (record["height"], record["width"]),
             legacy_drivable=legacy,
+            num_classes=len(self._classes),
         )
 
     def _prediction(self, record, output):
         """The HxW uint8 argmax of the task's score map, checked for its number of classes."""
-        key, num_classes = self._spec.result_key, len(self._spec.classes)
+        key, num_classes = self._spec.result_key, len(self._classes)
         scores = output.get(key)
         if scores is None or scores.dim() != 3 or scores.shape[0] != num_classes:
             shape = None if scores is None else tuple(scores.shape)
@@ -153,7 +151,7 @@ class SegmentationEvaluator(TaskEvaluator):
         self._log_coverage(sum(part[1] for part in parts))
         if self._output_dir:
             self._write_pngs([item for part in parts for item in part[2]])
-        results = segmentation_metrics(confusion, self._spec.classes)
+        results = segmentation_metrics(confusion, self._classes)
         if self._spec.official_classes:
             results["mIoU_bdd100k"] = official_drivable_miou(
                 confusion, self._spec.official_classes

@@ -109,6 +109,29 @@ DRIVABLE_CLASSES = ("direct", "alternative", "background")
 DRIVABLE_COLORS = ((219, 94, 86), (86, 211, 219), (0, 0, 0))
 DRIVABLE_BACKGROUND = 2
 
+# Each task's class names by task, and the metadata key that holds them for a registered dataset
+# (detectron2's own keys for detection and semantic segmentation). BDD100K's are the default.
+BDD100K_TASK_CLASSES = {
+    DETECTION: DET_CLASSES, SEMANTIC: SEM_SEG_CLASSES, DRIVABLE: DRIVABLE_CLASSES
+}
+CLASS_METADATA_KEYS = {
+    DETECTION: "thing_classes", SEMANTIC: "stuff_classes", DRIVABLE: "drivable_classes"
+}
+
+
+def task_classes(metadata, task):
+    """The class names of ``task``, in label-id order, that a dataset's ``metadata`` holds under
+    :data:`CLASS_METADATA_KEYS`; BDD100K's when it holds none (or ``metadata`` is None).
+
+    Every consumer (heads' class counts, mask checks, evaluators, prompts) asks here, so another
+    dataset (projects/NuImages) brings its classes in its metadata. Returns a tuple.
+    """
+    if task not in BDD100K_TASK_CLASSES:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(BDD100K_TASK_CLASSES)}")
+    names = metadata.get(CLASS_METADATA_KEYS[task], None) if metadata is not None else None
+    return tuple(names) if names is not None else BDD100K_TASK_CLASSES[task]
+
+
 # The 2018 layout (drivable_maps/labels/*_drivable_id.png) encodes 0 = background, 1 = direct,
 # 2 = alternative; this table maps those ids to the current encoding.
 LEGACY_DRIVABLE_TO_CURRENT = (2, 0, 1)

@@ -11,7 +11,7 @@ import torch
 from detectron2.config import configurable
 from torch import nn
 
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.data.classes import head_num_classes
 from lv_adapter.modeling.adapter.build import ADAPTER_REGISTRY
 from lv_adapter.modeling.adapter.l2v import ResidualDecoder, TextScoreFusion
 from lv_adapter.modeling.adapter.text_features import FileTextFeatures, LiveTextFeatures
@@ -29,9 +29,7 @@ def _build_task_prompts(cfg, tasks):
 
 def _class_counts(cfg, tasks):
     """task -> number of classes of its head, in ``tasks`` order."""
-    nodes = {DETECTION: cfg.MODEL.SPARSE_RCNN, SEMANTIC: cfg.MODEL.SEMANTIC_HEAD,
-             DRIVABLE: cfg.MODEL.DRIVABLE_HEAD}
-    return {task: nodes[task].NUM_CLASSES for task in tasks}
+    return {task: head_num_classes(cfg, task) for task in tasks}
 
 
 @ADAPTER_REGISTRY.register()

@@ -13,17 +13,10 @@ import torch.nn.functional as F
 from detectron2.config import configurable
 from torch import nn
 
-from lv_adapter.data.datasets.categories import (
-    DET_CLASSES,
-    DETECTION,
-    DRIVABLE,
-    DRIVABLE_CLASSES,
-    SEM_SEG_CLASSES,
-    SEMANTIC,
-)
+from lv_adapter.data.datasets.categories import BDD100K_TASK_CLASSES, DRIVABLE
+from lv_adapter.data.classes import config_task_classes
 from lv_adapter.modeling.adapter.text import build_text_encoder
 
-TASK_CLASSES = {DETECTION: DET_CLASSES, SEMANTIC: SEM_SEG_CLASSES, DRIVABLE: DRIVABLE_CLASSES}
 # Names whose label string reads poorly in a sentence; every other class is named by its label.
 READABLE_NAMES = {
     (DRIVABLE, "direct"): "direct drivable area",
@@ -31,11 +24,17 @@ READABLE_NAMES = {
 }
 
 
-def class_names(task):
-    """The readable class names of ``task``, in the order of its head's class ids."""
-    if task not in TASK_CLASSES:
-        raise ValueError(f"MODEL.TASKS: unknown task {task!r}; known: {', '.join(TASK_CLASSES)}")
-    return [READABLE_NAMES.get((task, name), name) for name in TASK_CLASSES[task]]
+def class_names(task, classes=None):
+    """The readable class names of ``task``, in the order of its head's class ids.
+
+    ``classes``: the dataset's label names of the task (``config_task_classes``); None: BDD100K's.
+    Label strings with underscores ("traffic_cone") read as words ("traffic cone").
+    """
+    if task not in BDD100K_TASK_CLASSES:
+        known = ", ".join(BDD100K_TASK_CLASSES)
+        raise ValueError(f"MODEL.TASKS: unknown task {task!r}; known: {known}")
+    classes = BDD100K_TASK_CLASSES[task] if classes is None else classes
+    return [READABLE_NAMES.get((task, name), name.replace("_", " ")) for name in classes]
 
 
 class LearnedPrompt(nn.Module):
@@ -154,14 +153,17 @@ class TaskPrompts(nn.Module):
         ctx_init="",
         class_specific=False,
         templates=("a photo of a {}.",),
+        classes=None,
     ):
         """
         Args:
             encoder (FrozenTextEncoder): the text encoder.
-            tasks (list[str]): task names (keys of :data:`TASK_CLASSES`).
+            tasks (list[str]): task names (of ``TASKS``).
             mode (str): a key of :data:`PROMPT_MODES`.
             n_ctx, ctx_init, class_specific: see :class:`LearnedPrompt` ("learned" mode only).
             templates (list[str]): see :class:`TemplatePrompt` ("handcrafted" uses the first).
+            classes (dict or None): task -> its dataset's class labels (None or a missing task:
+                BDD100K's); see :func:`class_names`.
         """
         super().__init__()
         if mode not in PROMPT_MODES:
@@ -178,7 +180,8 @@ class TaskPrompts(nn.Module):
         self.mode = mode
         make = PROMPT_MODES[mode]
         self.prompts = nn.ModuleDict({
-            task: make(encoder, class_names(task), n_ctx, ctx_init, class_specific, list(templates))
+            task: make(encoder, class_names(task, (classes or {}).get(task)), n_ctx, ctx_init,
+                       class_specific, list(templates))
             for task in self.tasks
         })
         self._fixed_features = None
@@ -195,6 +198,7 @@ class TaskPrompts(nn.Module):
             "ctx_init": node.CTX_INIT,
             "class_specific": node.CLASS_SPECIFIC,
             "templates": list(node.TEMPLATES),
+            "classes": {task: config_task_classes(cfg, task) for task in tasks},
         }
 
     @property

@@ -170,9 +170,17 @@ def test_cache_is_dropped_by_a_training_step_and_by_loading_weights(fake_prompts
 
 
 def test_prompts_with_wrong_class_counts_are_refused(monkeypatch, batch):
+    # A head whose class count differs from its dataset's is refused by the config itself ...
+    with pytest.raises(ValueError, match=r"MODEL.SEMANTIC_HEAD.NUM_CLASSES is 18 but dataset "
+                                         r"'bdd100k_sem_seg_train' has 19 semantic classes"):
+        lv_cfg("MODEL.SEMANTIC_HEAD.NUM_CLASSES", "18",
+               "DATASETS.TRAIN", "('bdd100k_sem_seg_train',)")
+    # ... and prompts of another class count (as from another dataset) by the adapter.
     monkeypatch.setattr(lv_adapter_module, "_build_task_prompts",
                         lambda cfg, tasks: FakeTaskPrompts(tasks))
-    model = build_model(lv_cfg("MODEL.SEMANTIC_HEAD.NUM_CLASSES", "18"))
+    cfg = lv_cfg("DATASETS.TRAIN", "()", "DATASETS.TEST", "()")
+    cfg.MODEL.SEMANTIC_HEAD.NUM_CLASSES = 18
+    model = build_model(cfg)
     with pytest.raises(ValueError, match=r"semantic: features of shape \(19, 16\) for 18 classes"):
         model(batch)
 
