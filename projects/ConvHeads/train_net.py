@@ -7,16 +7,9 @@
 Every option of the repository's train_net.py works the same (``--eval-only``, ``--resume``,
 ``--num-gpus``, config overrides).
 """
-import os
-import sys
+from lv_adapter.projects import project_train_net
 
-PROJECT = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(PROJECT))
-# The repository's root first: "train_net" below must be its train_net.py, not this file.
-sys.path[:0] = [ROOT, PROJECT]
-
-import conv_heads  # noqa: E402,F401  (registers the heads; also in spawned worker processes)
-import train_net  # noqa: E402  (ROOT/train_net.py)
+train_net = project_train_net(__file__, "conv_heads")
 
 if __name__ == "__main__":
     train_net.invoke_main()

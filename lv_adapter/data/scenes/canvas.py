@@ -157,7 +157,8 @@ class Canvas:
         """Labels of the drawn things that have a category, in drawing order.
 
         Each is a dict: category, box (x1, y1, x2, y2: inclusive pixel indices of the thing's
-        own pixels), occluded (a later thing covers some of them), truncated, crowd, light.
+        own pixels), occluded (a later thing covers some of them), truncated, crowd, light, and
+        oid (the thing's value in the ``owner`` map: its visible pixels are ``owner == oid``).
         """
         return [self._label(thing) for thing in self.things
                 if thing.category is not None and thing.regions]
@@ -173,4 +174,4 @@ class Canvas:
             occluded = occluded or bool((self.owner[win][mask] != thing.oid).any())
         return {"category": thing.category, "box": tuple(int(v) for v in box),
                 "occluded": occluded, "truncated": thing.truncated,
-                "crowd": thing.crowd, "light": thing.light}
+                "crowd": thing.crowd, "light": thing.light, "oid": thing.oid}

@@ -30,13 +30,15 @@ WEATHERS = ("clear", "partly cloudy", "overcast")
 class Scene:
     """A drawn scene. image: HxWx3 uint8 RGB; sem: HxW uint8 train ids (255 = ignore);
     drivable: HxW uint8 (0 direct, 1 alternative, 2 background); labels: see Canvas.labels;
-    attributes: det_20 frame attributes (weather, scene, timeofday)."""
+    attributes: det_20 frame attributes (weather, scene, timeofday); owner: HxW, the ``oid`` of
+    the thing that painted each pixel (instance masks: ``owner == label["oid"]``)."""
 
     image: np.ndarray
     sem: np.ndarray
     drivable: np.ndarray
     labels: list
     attributes: dict
+    owner: np.ndarray = None
 
 
 def _paint_setting(canvas, road, rng, sides, time, weather):
@@ -71,4 +73,4 @@ def draw_scene(rng, height, width, empty=False, crowd=False, other_vehicle=False
         composer.draw()
     kind = "city street" if any(sides) else ("highway" if road.lanes >= 3 else "residential")
     return Scene(finish(canvas, road, rng, time), canvas.sem, canvas.drv, canvas.labels(),
-                 {"weather": weather, "scene": kind, "timeofday": time})
+                 {"weather": weather, "scene": kind, "timeofday": time}, canvas.owner)

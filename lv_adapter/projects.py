@@ -1,0 +1,26 @@
+"""What the projects under ``projects/`` share: their train_net.py is the repository's, with the
+project's package imported first (it registers the project's heads, datasets or config keys)."""
+import importlib
+import os
+import sys
+
+__all__ = ["project_train_net"]
+
+
+def project_train_net(script, package):
+    """Import ``package`` (a folder beside ``script``) and return the repository's train_net.
+
+    Args:
+        script (str): the project's train_net.py (its ``__file__``), in ``projects/<Name>/``.
+        package (str): the project's package name, a folder of ``projects/<Name>/``.
+
+    Call it at module level, not under ``if __name__ == "__main__"``: spawned worker processes
+    (``--num-gpus``) import the script again, and must register the project's modules too.
+    """
+    project = os.path.dirname(os.path.abspath(script))
+    root = os.path.dirname(os.path.dirname(project))
+    # The repository's root first, even where it is on the path already (PYTHONPATH) behind the
+    # script's folder: "train_net" must be its train_net.py, not the project's.
+    sys.path[:] = [root, project] + [p for p in sys.path if p not in (root, project)]
+    importlib.import_module(package)
+    return importlib.import_module("train_net")
