@@ -1,5 +1,6 @@
 """projects/NuImages: nuImages v1.0 tables -> dataset dicts and semantic masks, with the checks a
 bad table deserves, and the multi-task model with nuImages' classes through its train_net.py."""
+import glob
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
 
 from conftest import REPO, subprocess_env
 from lv_adapter import build_config
@@ -27,6 +29,7 @@ from lv_nuimages.nuimages import frames, load_nuimages  # noqa: E402
 from lv_nuimages.sample import CATEGORY_OF, write_sample_nuimages  # noqa: E402
 
 TINY = os.path.join(PROJECT, "configs", "quick_schedules", "lv_adapter_tiny.yaml")
+MULTITASK = os.path.join(PROJECT, "configs", "quick_schedules", "multitask_tiny.yaml")
 NUM_IMAGES, WIDTH, HEIGHT = 8, 128, 72
 
 
@@ -192,3 +195,37 @@ def test_project_train_net_trains_the_lv_adapter_on_nuimages_classes(nuimages_ro
     assert set(results) == {"bbox", "sem_seg"}
     assert {f"AP-{name}" for name in DET_CLASSES} <= set(results["bbox"])
     assert {f"IoU-{name}" for name in SEM_CLASSES} <= set(results["sem_seg"])
+
+
+def semantic_teacher_miou(root, tmp_path, iterations):
+    """Held-out (nuimages_val) semantic mIoU of the tiny semantic-only model after
+    ``iterations`` (seed 0), trained through the project's train_net.py."""
+    out = tmp_path / str(iterations)
+    cmd = [sys.executable, os.path.join(PROJECT, "train_net.py"), "--config-file", MULTITASK,
+           "MODEL.TASKS", "('semantic',)", "SOLVER.MAX_ITER", str(iterations),
+           "SOLVER.CHECKPOINT_PERIOD", "1000", "SEED", "0", "OUTPUT_DIR", str(out),
+           "MODEL.DEVICE", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True,
+                          env=subprocess_env(DETECTRON2_DATASETS=root))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "inference" / "results.json").read_text())["sem_seg"]["mIoU"]
+
+
+@pytest.mark.slow
+def test_a_semantic_model_learns_nuimages_classes_on_held_out_frames(nuimages_root, tmp_path):
+    before = semantic_teacher_miou(nuimages_root, tmp_path, 1)
+    after = semantic_teacher_miou(nuimages_root, tmp_path, 80)
+    assert after > before + 10, (before, after)
+
+
+def test_every_project_config_merges_and_builds(nuimages_root):
+    paths = sorted(glob.glob(os.path.join(PROJECT, "configs", "**", "*.yaml"), recursive=True))
+    leaves = [p for p in paths if not os.path.basename(p).startswith("Base-")]
+    assert len(leaves) == 10  # table 11's 4 rows at R50 and on the sample, 2 tiny
+    for path in leaves:
+        cfg = build_config(path, ["MODEL.DEVICE", "cpu"])
+        assert set(cfg.MODEL.TASKS) <= {"detection", "semantic"}, path
+        assert cfg.DATASETS.TRAIN == ("nuimages_train",) and cfg.DATASETS.TEST == ("nuimages_val",)
+        if cfg.MODEL.CLIP.WEIGHTS == "openai":
+            continue  # CLIP's weights come from the model hub, which these machines lack
+        assert set(build_model(cfg).heads) == set(cfg.MODEL.TASKS), path
