@@ -9,6 +9,7 @@ from detectron2.data import MetadataCatalog
 
 from lv_adapter.data.classes import NUM_CLASSES_KEYS, head_num_classes
 from lv_adapter.data.datasets.categories import (
+    CLASS_METADATA_KEYS,
     DETECTION,
     DRIVABLE_CLASSES,
     SEM_SEG_CLASSES,
@@ -74,9 +75,11 @@ def _class_count_problems(cfg):
             classes, count = task_classes(metadata, task), head_num_classes(cfg, task)
             if len(classes) != count:
                 node, key = NUM_CLASSES_KEYS[task]
+                source = "" if metadata.get(CLASS_METADATA_KEYS[task], None) is not None else (
+                    f", BDD100K's: its metadata names none under {CLASS_METADATA_KEYS[task]!r}")
                 problems.append(
                     f"MODEL.{node}.{key} is {count} but dataset {name!r} has {len(classes)} "
-                    f"{task} classes ({', '.join(classes)}); set it to {len(classes)}"
+                    f"{task} classes ({', '.join(classes)}{source}); set it to {len(classes)}"
                 )
     return problems
 

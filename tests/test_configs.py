@@ -198,3 +198,30 @@ def test_a_project_config_adder_runs_in_every_build_config(monkeypatch, tmp_path
     assert config._PROJECT_ADDERS == [add_project_keys]
     assert build_config(str(path)).MODEL.PROJECT_KEY.SIZE == 3
     assert build_config(str(path), ["MODEL.PROJECT_KEY.SIZE", "5"]).MODEL.PROJECT_KEY.SIZE == 5
+
+
+def test_head_class_counts_must_match_every_registered_dataset():
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from conftest import freed_dataset_names
+
+    tiny = os.path.join(ROOT, "configs", "quick_schedules", "multitask_tiny.yaml")
+    names = ["custom_four_classes", "custom_without_classes"]
+    with freed_dataset_names(names):
+        for name in names:
+            DatasetCatalog.register(name, list)
+        MetadataCatalog.get(names[0]).set(stuff_classes=["road", "car", "sky", "other"])
+        opts = ["MODEL.TASKS", "('semantic',)", "DATASETS.TRAIN", f"('{names[0]}',)",
+                "DATASETS.TEST", "()"]
+        with pytest.raises(ValueError, match=r"MODEL.SEMANTIC_HEAD.NUM_CLASSES is 19 but dataset "
+                                             r"'custom_four_classes' has 4 semantic classes "
+                                             r"\(road, car, sky, other\); set it to 4"):
+            build_config(tiny, opts)
+        cfg = build_config(tiny, opts + ["MODEL.SEMANTIC_HEAD.NUM_CLASSES", "4"])
+        assert cfg.MODEL.SEMANTIC_HEAD.NUM_CLASSES == 4
+        # A dataset whose metadata names no classes is taken to have BDD100K's, and said so.
+        with pytest.raises(ValueError, match=r"'custom_without_classes' has 19 semantic classes "
+                                             r"\(road, .*BDD100K's: its metadata names none "
+                                             r"under 'stuff_classes'\)"):
+            build_config(tiny, opts + ["MODEL.SEMANTIC_HEAD.NUM_CLASSES", "4",
+                                       "DATASETS.TEST", f"('{names[1]}',)"])
