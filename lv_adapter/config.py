@@ -5,7 +5,7 @@ import math
 import torch
 from detectron2.config import CfgNode as CN
 from detectron2.config import get_cfg
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from lv_adapter.data.classes import NUM_CLASSES_KEYS, head_num_classes
 from lv_adapter.data.datasets.categories import (
@@ -66,7 +66,7 @@ def _class_count_problems(cfg):
     (a mismatch would train or score the wrong classes, or fail deep inside a loss)."""
     problems = []
     for name in dict.fromkeys(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST)):
-        if name not in MetadataCatalog:
+        if name not in DatasetCatalog:
             continue  # detectron2 says so when the dataset is loaded
         metadata = MetadataCatalog.get(name)
         for task in cfg.MODEL.TASKS:
