@@ -4,7 +4,7 @@ import importlib
 import os
 import sys
 
-__all__ = ["project_train_net"]
+__all__ = ["import_projects", "project_train_net"]
 
 
 def project_train_net(script, package):
@@ -24,3 +24,19 @@ def project_train_net(script, package):
     sys.path[:] = [root, project] + [p for p in sys.path if p not in (root, project)]
     importlib.import_module(package)
     return importlib.import_module("train_net")
+
+
+def import_projects(folders):
+    """Import the package of each project folder (``projects/<Name>``: its one subfolder with an
+    ``__init__.py``), which registers the project's datasets, heads or config keys; for the
+    tools' ``--project`` option. Raises ValueError naming a folder that holds no such package."""
+    for folder in folders:
+        folder = os.path.abspath(folder)
+        packages = sorted(name for name in os.listdir(folder) if os.path.isfile(
+            os.path.join(folder, name, "__init__.py"))) if os.path.isdir(folder) else []
+        if len(packages) != 1:
+            raise ValueError(f"--project {folder}: expected a project folder with one Python "
+                             f"package (projects/<Name>/<package>/__init__.py), found {packages}")
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        importlib.import_module(packages[0])

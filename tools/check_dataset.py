@@ -14,6 +14,7 @@ from detectron2.utils.logger import setup_logger
 
 import lv_adapter  # noqa: F401  (registers the datasets)
 from lv_adapter.data.validation import check_datasets
+from lv_adapter.projects import import_projects
 
 
 def parse_args(argv=None):
@@ -21,12 +22,17 @@ def parse_args(argv=None):
     parser.add_argument("datasets", nargs="+", help="registered dataset names")
     parser.add_argument("--num-workers", type=int, default=os.cpu_count() or 1,
                         help="processes reading files (0: read in this process)")
+    parser.add_argument("--project", action="append", default=[], metavar="DIR",
+                        help="a project folder (projects/NuImages) whose package registers the "
+                             "datasets or heads it needs; repeatable")
     args = parser.parse_args(argv)
+    import_projects(args.project)
     unknown = [name for name in args.datasets if name not in DatasetCatalog.list()]
     if unknown:
         ours = [n for n in DatasetCatalog.list() if MetadataCatalog.get(n).get("tasks")]
         parser.error(f"not registered: {', '.join(unknown)}; lv_adapter registers "
-                     f"{', '.join(sorted(ours))}")
+                     f"{', '.join(sorted(ours))} (a project's datasets: add --project "
+                     "projects/<Name>)")
     return args
 
 

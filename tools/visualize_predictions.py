@@ -17,10 +17,12 @@ from detectron2.utils.logger import setup_logger
 from tqdm import tqdm
 
 from lv_adapter.config import build_config
+from lv_adapter.data.classes import config_metadata
 from lv_adapter.data.datasets.bdd100k import bdd100k_metadata
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.readers import read_image
 from lv_adapter.engine.predictor import Predictor
+from lv_adapter.projects import import_projects
 from lv_adapter.utils.io import atomic_path, write_image
 from lv_adapter.utils.visualizer import draw_multitask, predictions_of
 
@@ -28,14 +30,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 
 
-METADATA = Metadata(**bdd100k_metadata())
-
-
-def draw(predictor, image_bgr, score_threshold, input_format, scale=1.0):
-    """Predict one BGR image and return the drawing, BGR, ``scale`` times its size."""
+def draw(predictor, image_bgr, score_threshold, input_format, scale=1.0, metadata=None):
+    """Predict one BGR image and return the drawing, BGR, ``scale`` times its size; classes are
+    named by ``metadata`` (None: BDD100K's)."""
     image = image_bgr[:, :, ::-1] if input_format == "RGB" else image_bgr
     drawables = predictions_of(predictor(image.copy()), score_threshold)
-    picture = draw_multitask(image_bgr[:, :, ::-1], METADATA, **drawables, scale=scale)
+    metadata = metadata or Metadata(**bdd100k_metadata())
+    picture = draw_multitask(image_bgr[:, :, ::-1], metadata, **drawables, scale=scale)
     return cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
 
 
@@ -52,7 +53,7 @@ def image_files(inputs):
     return files
 
 
-def run_images(predictor, files, out_dir, args, input_format):
+def run_images(predictor, files, out_dir, args, input_format, metadata=None):
     """Draw every image of ``files``; an unreadable one is named on stderr and skipped.
 
     Returns:
@@ -66,13 +67,14 @@ def run_images(predictor, files, out_dir, args, input_format):
             tqdm.write(f"skipping an unreadable image: {e}", file=sys.stderr)
             skipped.append(e)
             continue
-        picture = draw(predictor, image, args.confidence_threshold, input_format, args.scale)
+        picture = draw(predictor, image, args.confidence_threshold, input_format, args.scale,
+                       metadata)
         stem = os.path.splitext(os.path.basename(path))[0]
         write_image(os.path.join(out_dir, f"{stem}.png"), picture)
     return skipped
 
 
-def run_video(predictor, path, out_dir, args, input_format):
+def run_video(predictor, path, out_dir, args, input_format, metadata=None):
     video = cv2.VideoCapture(path)
     if not video.isOpened():
         raise OSError(f"{path}: cannot open the video")
@@ -85,7 +87,8 @@ def run_video(predictor, path, out_dir, args, input_format):
             ok, frame = video.read()
             if not ok:
                 break
-            picture = draw(predictor, frame, args.confidence_threshold, input_format, args.scale)
+            picture = draw(predictor, frame, args.confidence_threshold, input_format, args.scale,
+                           metadata)
             if writer is None:
                 size = (picture.shape[1], picture.shape[0])
                 writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -100,14 +103,17 @@ def main(args):
     """Draw; return the exit status: 1 when an image could not be read (each named on stderr,
     the others drawn all the same)."""
     setup_logger(name="lv_adapter")
+    import_projects(args.project)
     cfg = build_config(args.config_file, args.opts)
+    metadata = config_metadata(cfg)  # the classes the model was trained on, by name
     predictor = Predictor(cfg)
     os.makedirs(args.output, exist_ok=True)
     if len(args.input) == 1 and args.input[0].lower().endswith(VIDEO_EXTENSIONS):
-        print("wrote", run_video(predictor, args.input[0], args.output, args, cfg.INPUT.FORMAT))
+        print("wrote", run_video(predictor, args.input[0], args.output, args, cfg.INPUT.FORMAT,
+                                 metadata))
         return 0
     files = image_files(args.input)
-    skipped = run_images(predictor, files, args.output, args, cfg.INPUT.FORMAT)
+    skipped = run_images(predictor, files, args.output, args, cfg.INPUT.FORMAT, metadata)
     print(f"wrote {len(files) - len(skipped)} drawings to {args.output}")
     if skipped:
         print(f"skipped {len(skipped)} unreadable images (named above)")
@@ -121,6 +127,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="folder for PNG drawings or the MP4")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
     parser.add_argument("--scale", type=float, default=1.0, help="drawing size / image size")
+    parser.add_argument("--project", action="append", default=[], metavar="DIR",
+                        help="a project folder (projects/NuImages) whose package registers the "
+                             "datasets or heads it needs; repeatable")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return parser.parse_args(argv)
 

@@ -10,6 +10,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import torch
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 
@@ -229,3 +230,57 @@ def test_every_project_config_merges_and_builds(nuimages_root):
         if cfg.MODEL.CLIP.WEIGHTS == "openai":
             continue  # CLIP's weights come from the model hub, which these machines lack
         assert set(build_model(cfg).heads) == set(cfg.MODEL.TASKS), path
+
+
+def run_tool(root, tool, *argv):
+    cmd = [sys.executable, os.path.join(REPO, "tools", tool), *argv]
+    return subprocess.run(cmd, capture_output=True, text=True,
+                          env=subprocess_env(DETECTRON2_DATASETS=root))
+
+
+def test_check_dataset_reads_nuimages_masks_against_nuimages_classes(nuimages_root, tmp_path):
+    root, _ = copy_set(nuimages_root, tmp_path)
+    done = run_tool(root, "check_dataset.py", "nuimages_val", "--num-workers", "0")
+    assert done.returncode == 2 and "not registered: nuimages_val" in done.stderr
+    assert "add --project projects/<Name>" in done.stderr
+    project = ["--project", PROJECT, "--num-workers", "0"]
+    done = run_tool(root, "check_dataset.py", "nuimages_train", "nuimages_val", *project)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no problems found" in done.stdout
+    # 13 is a BDD100K semantic class id but not a nuImages one (0..12).
+    mask_path = DatasetCatalog.get("nuimages_val")[0]["sem_seg_file_name"].replace(
+        nuimages_root, root)
+    mask = cv2.imread(mask_path, -1)
+    mask[0, 0] = 13
+    cv2.imwrite(mask_path, mask)
+    done = run_tool(root, "check_dataset.py", "nuimages_val", *project)
+    assert done.returncode == 1
+    problem = "semantic mask holds values [13] outside the valid ids 0..12"
+    assert f"{mask_path}: {problem}" in done.stdout
+
+
+def test_predictions_are_drawn_with_nuimages_class_names(nuimages_root, tmp_path, monkeypatch):
+    weights = tmp_path / "random.pth"  # an untrained tiny model: the drawing is what is tested
+    torch.save({"model": build_model(build_config(MULTITASK, ["MODEL.DEVICE", "cpu"]))
+                .state_dict()}, weights)
+    val = DatasetCatalog.get("nuimages_val")[0]["file_name"]
+    argv = ["--config-file", MULTITASK, "--input", val, "--output", str(tmp_path / "drawn"),
+            "--confidence-threshold", "0", "MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", str(weights)]
+    done = run_tool(nuimages_root, "visualize_predictions.py", *argv)
+    assert done.returncode != 0 and "'nuimages_train' is not registered" in done.stderr
+    done = run_tool(nuimages_root, "visualize_predictions.py", "--project", PROJECT, *argv)
+    assert done.returncode == 0, done.stderr[-2000:]
+    drawing = cv2.imread(str(tmp_path / "drawn" / (os.path.basename(val)[:-4] + ".png")))
+    assert drawing.shape == (HEIGHT, 2 * WIDTH, 3)
+    # In this process (the datasets registered): the Visualizer gets nuImages' class names.
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import visualize_predictions
+
+    seen = []
+    real = visualize_predictions.draw_multitask
+    monkeypatch.setattr(visualize_predictions, "draw_multitask",
+                        lambda image, metadata, **kw: seen.append(metadata) or real(
+                            image, metadata, **kw))
+    assert visualize_predictions.main(visualize_predictions.parse_args(argv)) == 0
+    assert seen[0].thing_classes == list(DET_CLASSES)
+    assert seen[0].stuff_classes == list(SEM_CLASSES)
