@@ -225,3 +225,16 @@ def test_head_class_counts_must_match_every_registered_dataset():
                                              r"under 'stuff_classes'\)"):
             build_config(tiny, opts + ["MODEL.SEMANTIC_HEAD.NUM_CLASSES", "4",
                                        "DATASETS.TEST", f"('{names[1]}',)"])
+
+
+@pytest.mark.parametrize("key, value", [
+    ("MODEL.SEMANTIC_HEAD.IN_FEATURES", "['p2', 'p7']"),
+    ("MODEL.DRIVABLE_HEAD.TRANSFORMER_IN_FEATURE", "p9"),
+    ("MODEL.SPARSE_RCNN.IN_FEATURES", "['res5']"),
+])
+def test_a_head_reading_a_map_the_backbone_lacks_names_its_key(key, value):
+    tiny = os.path.join(ROOT, "configs", "quick_schedules", "multitask_tiny.yaml")
+    cfg = build_config(tiny, [key, value, "MODEL.DEVICE", "cpu"])
+    with pytest.raises(ValueError, match=rf"{re.escape(key)} names \[.*\], which the backbone "
+                                         r"does not give \(it gives \['p2', 'p3'"):
+        build_model(cfg)

@@ -14,7 +14,7 @@ from lv_adapter.data.datasets.categories import DETECTION
 from lv_adapter.modeling.box_ops import box_cxcywh_to_xyxy
 from lv_adapter.modeling.detection.criterion import SparseRCNNCriterion
 from lv_adapter.modeling.detection.dynamic_head import DynamicStage
-from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
+from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
 
 
 @TASK_HEAD_REGISTRY.register()
@@ -69,6 +69,7 @@ class SparseRCNNHead(nn.Module):
     @classmethod
     def from_config(cls, cfg, input_shape, task=DETECTION):
         c = cfg.MODEL.SPARSE_RCNN
+        feature_shapes(input_shape, list(c.IN_FEATURES), "MODEL.SPARSE_RCNN.IN_FEATURES")
         criterion = SparseRCNNCriterion(
             class_weight=c.CLASS_WEIGHT, l1_weight=c.L1_WEIGHT, giou_weight=c.GIOU_WEIGHT,
             focal_alpha=c.FOCAL_ALPHA, focal_gamma=c.FOCAL_GAMMA,

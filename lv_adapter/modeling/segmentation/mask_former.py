@@ -12,7 +12,7 @@ from lv_adapter.modeling.segmentation.criterion import MaskFormerCriterion
 from lv_adapter.modeling.segmentation.inference import UPSAMPLE_ORDERS, semantic_inference
 from lv_adapter.modeling.segmentation.pixel_decoder import PIXEL_DECODERS
 from lv_adapter.modeling.segmentation.predictor import MaskFormerPredictor
-from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
+from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
 
 # The config node (under cfg.MODEL) of each task's head.
 CONFIG_NODES = {SEMANTIC: "SEMANTIC_HEAD", DRIVABLE: "DRIVABLE_HEAD"}
@@ -63,6 +63,10 @@ class MaskFormerHead(nn.Module):
             if node[key] not in choices:
                 raise ValueError(f"MODEL.{node_name}.{key} is {node[key]!r}; "
                                  f"choose from {sorted(choices)}")
+        prefix = f"MODEL.{node_name}"
+        feature_shapes(input_shape, list(node.IN_FEATURES), f"{prefix}.IN_FEATURES")
+        feature_shapes(input_shape, [node.TRANSFORMER_IN_FEATURE],
+                       f"{prefix}.TRANSFORMER_IN_FEATURE")
         in_features = sorted(node.IN_FEATURES, key=lambda name: input_shape[name].stride)
         return {
             "task": task,
