@@ -4,7 +4,7 @@ import importlib
 import os
 import sys
 
-__all__ = ["import_projects", "project_train_net"]
+__all__ = ["add_project_argument", "import_projects", "project_train_net"]
 
 
 def project_train_net(script, package):
@@ -40,3 +40,11 @@ def import_projects(folders):
         if folder not in sys.path:
             sys.path.insert(0, folder)
         importlib.import_module(packages[0])
+
+
+def add_project_argument(parser):
+    """Add the tools' ``--project DIR`` option (repeatable) to ``parser``; its value goes to
+    :func:`import_projects`."""
+    parser.add_argument("--project", action="append", default=[], metavar="DIR",
+                        help="a project folder (projects/NuImages) whose package registers the "
+                             "datasets or heads it needs; repeatable")

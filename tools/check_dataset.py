@@ -14,7 +14,7 @@ from detectron2.utils.logger import setup_logger
 
 import lv_adapter  # noqa: F401  (registers the datasets)
 from lv_adapter.data.validation import check_datasets
-from lv_adapter.projects import import_projects
+from lv_adapter.projects import add_project_argument, import_projects
 
 
 def parse_args(argv=None):
@@ -22,9 +22,7 @@ def parse_args(argv=None):
     parser.add_argument("datasets", nargs="+", help="registered dataset names")
     parser.add_argument("--num-workers", type=int, default=os.cpu_count() or 1,
                         help="processes reading files (0: read in this process)")
-    parser.add_argument("--project", action="append", default=[], metavar="DIR",
-                        help="a project folder (projects/NuImages) whose package registers the "
-                             "datasets or heads it needs; repeatable")
+    add_project_argument(parser)
     args = parser.parse_args(argv)
     import_projects(args.project)
     unknown = [name for name in args.datasets if name not in DatasetCatalog.list()]

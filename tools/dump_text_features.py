@@ -24,6 +24,7 @@ from lv_adapter.config import build_config
 from lv_adapter.engine import SafeCheckpointer
 from lv_adapter.modeling.adapter import LVAdapter
 from lv_adapter.modeling.adapter.text_features import save_text_features
+from lv_adapter.projects import add_project_argument, import_projects
 
 logger = logging.getLogger("lv_adapter.dump_text_features")
 
@@ -33,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--config-file", required=True, help="the config the model trained with")
     parser.add_argument("--output", default=None,
                         help="file to write (default: OUTPUT_DIR/text_features.pth)")
+    add_project_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return parser.parse_args(argv)
 
@@ -64,6 +66,7 @@ def text_features_of(cfg):
 
 
 def main(args):
+    import_projects(args.project)
     cfg = build_config(args.config_file, args.opts)
     output = args.output or os.path.join(cfg.OUTPUT_DIR, "text_features.pth")
     features = text_features_of(cfg)

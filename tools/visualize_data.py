@@ -17,7 +17,7 @@ from tqdm import tqdm
 import lv_adapter  # noqa: F401  (registers the datasets)
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.readers import read_image
-from lv_adapter.projects import import_projects
+from lv_adapter.projects import add_project_argument, import_projects
 from lv_adapter.utils.io import write_image
 from lv_adapter.utils.visualizer import draw_multitask, ground_truth_of
 
@@ -54,9 +54,7 @@ def parse_args(argv=None):
     parser.add_argument("--num", type=int, default=8, help="images to draw")
     parser.add_argument("--out", default="output/gt", help="folder for the PNG files")
     parser.add_argument("--scale", type=float, default=1.0, help="drawing size / image size")
-    parser.add_argument("--project", action="append", default=[], metavar="DIR",
-                        help="a project folder (projects/NuImages) whose package registers the "
-                             "datasets or heads it needs; repeatable")
+    add_project_argument(parser)
     args = parser.parse_args(argv)
     import_projects(args.project)
     return args

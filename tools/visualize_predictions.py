@@ -22,7 +22,7 @@ from lv_adapter.data.datasets.bdd100k import bdd100k_metadata
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.readers import read_image
 from lv_adapter.engine.predictor import Predictor
-from lv_adapter.projects import import_projects
+from lv_adapter.projects import add_project_argument, import_projects
 from lv_adapter.utils.io import atomic_path, write_image
 from lv_adapter.utils.visualizer import draw_multitask, predictions_of
 
@@ -127,9 +127,7 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="folder for PNG drawings or the MP4")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
     parser.add_argument("--scale", type=float, default=1.0, help="drawing size / image size")
-    parser.add_argument("--project", action="append", default=[], metavar="DIR",
-                        help="a project folder (projects/NuImages) whose package registers the "
-                             "datasets or heads it needs; repeatable")
+    add_project_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return parser.parse_args(argv)
 

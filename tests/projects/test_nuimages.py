@@ -284,3 +284,16 @@ def test_predictions_are_drawn_with_nuimages_class_names(nuimages_root, tmp_path
     assert visualize_predictions.main(visualize_predictions.parse_args(argv)) == 0
     assert seen[0].thing_classes == list(DET_CLASSES)
     assert seen[0].stuff_classes == list(SEM_CLASSES)
+
+
+def test_text_features_of_a_nuimages_model_are_dumped_with_its_classes(nuimages_root, tmp_path):
+    cfg = build_config(TINY, ["MODEL.DEVICE", "cpu"])
+    weights = tmp_path / "lv.pth"
+    torch.save({"model": build_model(cfg).state_dict()}, weights)
+    out = tmp_path / "text.pth"
+    done = run_tool(nuimages_root, "dump_text_features.py", "--project", PROJECT,
+                    "--config-file", TINY, "--output", str(out), "MODEL.WEIGHTS", str(weights),
+                    "MODEL.DEVICE", "cpu")
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = torch.load(out, weights_only=True)
+    assert data["class_counts"] == {"detection": 10, "semantic": 13}
