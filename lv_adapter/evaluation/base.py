@@ -12,7 +12,8 @@ from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY, ground_truth_tasks
 
 __all__ = ["GroundTruth", "TaskEvaluator", "file_stem"]
 
-# Exports go to <output_dir>/bdd100k/..., the layout the official toolkit's commands are given.
+# Exports go to <output_dir>/bdd100k/..., the layout the official toolkit's commands are given;
+# another dataset names its own folder in its metadata (``export_folder``).
 EXPORT_FOLDER = "bdd100k"
 
 
@@ -67,7 +68,8 @@ class TaskEvaluator(DatasetEvaluator):
     Args:
         dataset_name (str): a registered dataset whose dicts carry ``labeled_tasks``.
         task (str): the task of :data:`~lv_adapter.data.datasets.categories.TASKS` evaluated.
-        output_dir (str or None): exports go to ``<output_dir>/bdd100k/``; None writes nothing.
+        output_dir (str or None): exports go to ``<output_dir>/<export folder>/``, the dataset
+            metadata's ``export_folder`` (default "bdd100k"); None writes nothing.
         ground_truth (GroundTruth or None): shared ground truth of ``dataset_name``.
     """
 
@@ -75,7 +77,9 @@ class TaskEvaluator(DatasetEvaluator):
         self._dataset_name = dataset_name
         self._task = task
         # The task's class names in label-id order, from the dataset's metadata.
-        self._classes = task_classes(MetadataCatalog.get(dataset_name), task)
+        metadata = MetadataCatalog.get(dataset_name)
+        self._classes = task_classes(metadata, task)
+        self._export_folder = metadata.get("export_folder", EXPORT_FOLDER)
         self._output_dir = output_dir
         self._ground_truth = ground_truth or GroundTruth(dataset_name)
         self._logger = logging.getLogger(__name__)
@@ -96,7 +100,7 @@ class TaskEvaluator(DatasetEvaluator):
         return parts if comm.is_main_process() else None
 
     def _export_path(self, *names):
-        return os.path.join(self._output_dir, EXPORT_FOLDER, *names)
+        return os.path.join(self._output_dir, self._export_folder, *names)
 
     def _log_coverage(self, num_evaluated):
         """Warn when images labeled for the task were never processed (their labels don't count)."""

@@ -196,6 +196,8 @@ def test_project_train_net_trains_the_lv_adapter_on_nuimages_classes(nuimages_ro
     assert set(results) == {"bbox", "sem_seg"}
     assert {f"AP-{name}" for name in DET_CLASSES} <= set(results["bbox"])
     assert {f"IoU-{name}" for name in SEM_CLASSES} <= set(results["sem_seg"])
+    exports = tmp_path / "inference" / "nuimages_val" / "nuimages"
+    assert (exports / "det.json").is_file() and len(list((exports / "sem_seg").iterdir())) == 2
 
 
 def semantic_teacher_miou(root, tmp_path, iterations):

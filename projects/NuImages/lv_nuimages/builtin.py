@@ -28,6 +28,7 @@ def register_nuimages(name, root, version):
         image_root=os.path.join(root, "nuimages"),
         json_file=table_path(os.path.join(root, "nuimages", version), "object_ann"),
         sem_seg_root=semantic_mask_folder(root, version),
+        export_folder="nuimages",  # predictions: <output>/inference/<name>/nuimages/
         **nuimages_metadata(),
     )
 
