@@ -333,3 +333,18 @@ def test_inference_macs_split_the_student_and_the_teachers_by_part(tmp_path):
     teachers = sum(totals[t] for t in totals if t.startswith("teacher"))
     assert totals["student"] == pytest.approx(teachers - 2 * backbone + student["adapter"])
     assert result["student_over_teachers"] == pytest.approx(totals["student"] / teachers)
+
+
+def test_every_learning_benchmark_model_names_a_config_that_builds():
+    from lv_adapter import build_config
+    from lv_adapter.projects import import_projects
+
+    for name, model in benchmark_learning.MODELS.items():
+        if model.project:
+            import_projects([os.path.join(REPO, model.project)])
+        path = os.path.join(REPO, model.project, "configs", "sample", model.config)
+        cfg = build_config(path, list(model.opts))
+        assert set(cfg.MODEL.TASKS) >= {"detection", "semantic"} or "teacher" in name, name
+    heads = build_config(os.path.join(REPO, benchmark_learning.CONV, "configs", "sample",
+                                      benchmark_learning.CONV_CONFIG)).MODEL.HEADS
+    assert heads.DETECTION == "FCOSDetectionHead" and heads.SEMANTIC == "SemanticFPNHead"

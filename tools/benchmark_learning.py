@@ -41,15 +41,21 @@ LV_CLIP_RANDOM = ("MODEL.ADAPTER.TEXT_ENCODER.NAME", "OpenCLIPTextEncoder",
                   "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS", "")
 
 
+# FCOS + 2 x Semantic FPN on the sample scenes (projects/ConvHeads, table 8).
+CONV, CONV_CONFIG = "projects/ConvHeads", "all_conv_R18.yaml"
+
+
 class Model(NamedTuple):
-    """A benchmarked model: a config under configs/sample/, the metrics it is judged on, config
-    overrides, whether it starts from the pre-trained ResNet (``--pretrained``), and the
+    """A benchmarked model: a config under ``<project>/configs/sample/`` (the repository's when
+    ``project`` is empty; a project's package is imported first), the metrics it is judged on,
+    config overrides, whether it starts from the pre-trained ResNet (``--pretrained``), and the
     fraction of its budget spent in the adapt stage (ResNet frozen; SOLVER.ADAPT_ITERS)."""
     config: str
     judged: tuple
     opts: tuple = ()
     pretrained: bool = False
     adapt_fraction: float = 0.0
+    project: str = ""
 
 
 MODELS = {
@@ -63,6 +69,14 @@ MODELS = {
     "lv pretrain-finetune": Model(LV_CONFIG, ALL_TASKS, pretrained=True),
     "lv pretrain-adapt-finetune": Model(LV_CONFIG, ALL_TASKS, pretrained=True,
                                         adapt_fraction=0.2),
+    # Tables 2 and 8 (no adapter): the query heads and every head convolutional, each with and
+    # without the adapt stage.
+    "pretrain-finetune": Model("multitask_R18.yaml", ALL_TASKS, pretrained=True),
+    "pretrain-adapt-finetune": Model("multitask_R18.yaml", ALL_TASKS, pretrained=True,
+                                     adapt_fraction=0.2),
+    "conv pretrain-finetune": Model(CONV_CONFIG, ALL_TASKS, pretrained=True, project=CONV),
+    "conv pretrain-adapt-finetune": Model(CONV_CONFIG, ALL_TASKS, pretrained=True,
+                                          adapt_fraction=0.2, project=CONV),
 }
 DEFAULT_MODELS = ["multi-task", "teacher detection", "teacher semantic", "teacher drivable"]
 # Trained first when a pre-trained model is asked for without --pretrained.
@@ -130,8 +144,11 @@ def train_child(name, budget_s, num_evals, decay_at, out_json, pretrained="", ex
     ``extra_opts`` (KEY VALUE ...) override the config after the benchmark's own settings.
     """
     import train_net
+    from lv_adapter.projects import import_projects
 
     model = MODELS[name]
+    if model.project:
+        import_projects([os.path.join(ROOT, model.project)])
     opts = ["SOLVER.MAX_ITER", "1000000", "SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR",
             "SOLVER.STEPS", "()", "SOLVER.CHECKPOINT_PERIOD", "1000000", "TEST.EVAL_PERIOD", "0",
             "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", os.path.dirname(out_json), "SEED", "0",
@@ -142,7 +159,7 @@ def train_child(name, budget_s, num_evals, decay_at, out_json, pretrained="", ex
         opts += ["MODEL.WEIGHTS", pretrained]
     if model.adapt_fraction > 0:  # BudgetHook ends the adapt stage
         opts += ["SOLVER.ADAPT_ITERS", "999999"]
-    config_path = os.path.join(ROOT, "configs", "sample", model.config)
+    config_path = os.path.join(ROOT, model.project, "configs", "sample", model.config)
     args = default_argument_parser().parse_args(["--config-file", config_path, *opts,
                                                  *extra_opts])
     cfg = train_net.setup(args)
