@@ -122,6 +122,10 @@ def test_bad_tables_are_refused_naming_the_file_and_row(nuimages_root, tmp_path,
         frames_ = frames(root, "v1.0-train")
         with pytest.raises(BadSampleError, match=r"surface_ann.json:\w+: mask is not"):
             write_semantic_masks(frames_, overwrite=True, progress=False)
+        edit_table(folder, table, lambda rows: rows[0].update(mask=None))
+        with pytest.raises(BadSampleError, match=r"surface_ann.json:\w+: a surface annotation "
+                                                 r"without a mask"):
+            write_semantic_masks(frames(root, "v1.0-train"), overwrite=True, progress=False)
         return
     with pytest.raises(BadSampleError, match=message):
         load_nuimages(root, "v1.0-train")
@@ -299,3 +303,22 @@ def test_text_features_of_a_nuimages_model_are_dumped_with_its_classes(nuimages_
     assert done.returncode == 0, done.stderr[-2000:]
     data = torch.load(out, weights_only=True)
     assert data["class_counts"] == {"detection": 10, "semantic": 13}
+
+
+def test_an_object_without_a_mask_makes_its_box_ignored(nuimages_root, tmp_path):
+    root, folder = copy_set(nuimages_root, tmp_path)
+    objects = json.loads((folder / "object_ann.json").read_text())
+    edit_table(folder, "object_ann", lambda rows: rows[0].update(mask=None))
+    frame = next(f for f in frames(root, "v1.0-train")
+                 if f["token"] == objects[0]["sample_data_token"])
+    write_semantic_masks([frame], overwrite=True, progress=False)
+    x1, y1, x2, y2 = objects[0]["bbox"]
+    box = np.zeros((HEIGHT, WIDTH), bool)
+    box[y1:y2, x1:x2] = True
+    # Objects later in the table are painted over it from their own masks (known pixels).
+    later = np.zeros_like(box)
+    for ann in frame["objects"][1:]:
+        later |= decode_mask(ann["mask"], HEIGHT, WIDTH, ann["where"])
+    labels = cv2.imread(frame["sem_seg_file_name"], -1)
+    assert (box & ~later).sum() > 0 and (labels[box & ~later] == 255).all()
+    assert (labels != 255).sum() > 0.5 * labels.size  # the rest keeps its classes

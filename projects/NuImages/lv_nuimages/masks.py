@@ -55,6 +55,8 @@ def semantic_label_map(frame):
     labels = np.full((frame["height"], frame["width"]), BACKGROUND, np.uint8)
     for ann in frame["surfaces"] + frame["objects"]:
         value = sem_class_id(ann["category"])
+        if ann["mask"] is None and "bbox" not in ann:
+            raise BadSampleError(ann["where"], "a surface annotation without a mask")
         if ann["mask"] is None:
             x1, y1, x2, y2 = (int(round(v)) for v in ann["bbox"])
             labels[y1:y2, x1:x2] = IGNORE_LABEL
