@@ -30,12 +30,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 
 
-def draw(predictor, image_bgr, score_threshold, input_format, scale=1.0, metadata=None):
+def draw(predictor, image_bgr, score_threshold, input_format, scale, metadata):
     """Predict one BGR image and return the drawing, BGR, ``scale`` times its size; classes are
-    named by ``metadata`` (None: BDD100K's)."""
+    named by ``metadata``."""
     image = image_bgr[:, :, ::-1] if input_format == "RGB" else image_bgr
     drawables = predictions_of(predictor(image.copy()), score_threshold)
-    metadata = metadata or Metadata(**bdd100k_metadata())
     picture = draw_multitask(image_bgr[:, :, ::-1], metadata, **drawables, scale=scale)
     return cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
 
@@ -53,7 +52,7 @@ def image_files(inputs):
     return files
 
 
-def run_images(predictor, files, out_dir, args, input_format, metadata=None):
+def run_images(predictor, files, out_dir, args, input_format, metadata):
     """Draw every image of ``files``; an unreadable one is named on stderr and skipped.
 
     Returns:
@@ -74,7 +73,7 @@ def run_images(predictor, files, out_dir, args, input_format, metadata=None):
     return skipped
 
 
-def run_video(predictor, path, out_dir, args, input_format, metadata=None):
+def run_video(predictor, path, out_dir, args, input_format, metadata):
     video = cv2.VideoCapture(path)
     if not video.isOpened():
         raise OSError(f"{path}: cannot open the video")
@@ -105,7 +104,8 @@ def main(args):
     setup_logger(name="lv_adapter")
     import_projects(args.project)
     cfg = build_config(args.config_file, args.opts)
-    metadata = config_metadata(cfg)  # the classes the model was trained on, by name
+    # The classes the model was trained on, by name (BDD100K's for a config without datasets).
+    metadata = config_metadata(cfg) or Metadata(**bdd100k_metadata())
     predictor = Predictor(cfg)
     os.makedirs(args.output, exist_ok=True)
     if len(args.input) == 1 and args.input[0].lower().endswith(VIDEO_EXTENSIONS):
