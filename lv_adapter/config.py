@@ -1,6 +1,7 @@
 """Config keys of lv_adapter, added to a detectron2 ``CfgNode`` by :func:`add_lv_adapter_config`,
 and :func:`validate_config`, which refuses values that would otherwise be accepted silently."""
 import math
+import os
 
 import torch
 from detectron2.config import CfgNode as CN
@@ -20,8 +21,14 @@ from lv_adapter.data.task_schedule import STRATEGIES, ZEROING
 from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES as MASK_FORMER_NODES
 
 
+# Environment variable that replaces the config file's SEED (the command line still wins): runs
+# a whole test suite or a set of tool runs, subprocesses included, under another seed.
+SEED_VARIABLE = "LV_ADAPTER_SEED"
+
+
 def build_config(config_file, opts=()):
-    """detectron2's defaults + lv_adapter's keys + ``config_file`` + ``opts`` (KEY VALUE pairs).
+    """detectron2's defaults + lv_adapter's keys + ``config_file`` + ``$LV_ADAPTER_SEED`` (as
+    ``SEED``, when set) + ``opts`` (KEY VALUE pairs).
 
     Without CUDA the model runs on the CPU whatever ``MODEL.DEVICE`` says, so that the same
     config file runs on a laptop; mixed precision (``SOLVER.AMP.ENABLED``) then is an error.
@@ -32,7 +39,9 @@ def build_config(config_file, opts=()):
     for adder in _PROJECT_ADDERS:
         adder(cfg)
     cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    if os.environ.get(SEED_VARIABLE):
+        cfg.merge_from_list(["SEED", _seed_from_environment()])
+    cfg.merge_from_list(_non_finite_as_floats(opts))
     validate_config(cfg)
     if not torch.cuda.is_available():
         if cfg.SOLVER.AMP.ENABLED:
@@ -41,12 +50,34 @@ def build_config(config_file, opts=()):
     return cfg
 
 
+def _seed_from_environment():
+    value = os.environ[SEED_VARIABLE]
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"${SEED_VARIABLE} is {value!r}; it must be an integer (a SEED)") from None
+
+
+def _non_finite_as_floats(opts):
+    """``opts`` with "nan" / "inf" values as floats: yacs would keep them as strings and refuse
+    them as a type mismatch; as floats they reach :func:`validate_config`, which says why a
+    non-finite number cannot work for that key."""
+    opts = list(opts)
+    for i in range(1, len(opts), 2):
+        if isinstance(opts[i], str) and opts[i].strip().lower() in _NON_FINITE:
+            opts[i] = float(opts[i])
+    return opts
+
+
+_NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
+
 def validate_config(cfg):
     """Raise a ValueError naming every config key whose value cannot work together with the
     others, or that the model would use without complaint but wrongly.
     """
     problems = _task_problems(cfg) + _hidden_dim_problems(cfg) + _task_strategy_problems(cfg)
-    problems += _class_count_problems(cfg)
+    problems += _class_count_problems(cfg) + _threshold_problems(cfg)
     if problems:
         raise ValueError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -58,6 +89,16 @@ def _task_problems(cfg):
     for key, weight in cfg.MODEL.TASK_WEIGHTS.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             problems.append(f"MODEL.TASK_WEIGHTS.{key} is {weight!r}; it must be a number >= 0")
+    return problems
+
+
+def _threshold_problems(cfg):
+    """The pseudo-label thresholds are scores or shares of a pixel's scores: numbers in [0, 1]."""
+    problems = []
+    for key, value in cfg.PSEUDO_LABELS.items():
+        if key.endswith("_THRESH") and not (
+                isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
+            problems.append(f"PSEUDO_LABELS.{key} is {value!r}; it must be a number in [0, 1]")
     return problems
 
 

@@ -1,13 +1,25 @@
 """Shared fixtures: a small generated BDD100K-format sample set, registered under the official
-names (DETECTRON2_DATASETS points at it before lv_adapter registers them)."""
+names (DETECTRON2_DATASETS points at it before lv_adapter registers them).
+
+Every test is deterministic. The tiny configs fix ``SEED`` (0), and each test starts with
+Python's, numpy's and torch's global generators seeded, so that its result does not depend on
+which tests ran before it. Two options probe that:
+
+    pytest --seed N     # every config (in this process and in the tools it starts) and every
+                        # test's generators take seed N instead of 0 ($LV_ADAPTER_SEED)
+    pytest --reverse    # run the tests in reversed order (module fixtures still run once)
+"""
 import contextlib
 import logging
 import os
+import random
 import shutil
 import sys
 import tempfile
 
+import numpy as np
 import pytest
+import torch
 
 # The suite runs on the CPU (tiny configs; outputs compared with CPU references). On a GPU machine
 # the models would go to CUDA (detectron2's default MODEL.DEVICE) and differ by TF32 rounding, so
@@ -21,7 +33,57 @@ os.environ["DETECTRON2_DATASETS"] = SAMPLE_ROOT
 import lv_adapter  # noqa: E402,F401  (registers datasets; installs the detectron2._C placeholder)
 from lv_adapter.data.sample import write_sample_bdd100k  # noqa: E402
 
+from lv_adapter.config import SEED_VARIABLE  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--seed", type=int, default=None,
+                     help=f"seed of every config (sets ${SEED_VARIABLE}) and of each test's "
+                          "random generators (default: the configs' SEED, 0)")
+    parser.addoption("--reverse", action="store_true", help="run the tests in reversed order")
+
+
+def pytest_configure(config):
+    seed = config.getoption("--seed")
+    if seed is not None:
+        os.environ[SEED_VARIABLE] = str(seed)  # before any config is built; children inherit it
+
+
+def pytest_report_header(config):
+    return f"lv_adapter: seed {run_seed()}" + (", reversed order" if config.getoption(
+        "--reverse") else "")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()
+
+
+def run_seed():
+    """The seed of this run: ``--seed`` (via $LV_ADAPTER_SEED), else 0 as in the tiny configs."""
+    return int(os.environ.get(SEED_VARIABLE) or 0)
+
+
+def _seed_generators():
+    seed = run_seed()
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _seeded_module_fixtures():
+    """A module's fixtures (autouse ones come first in their scope) start from the same global
+    random state, whatever ran before the module."""
+    _seed_generators()
+
+
+@pytest.fixture(autouse=True)
+def _seeded_generators():
+    """Each test starts from the same global random state, whatever ran before it."""
+    _seed_generators()
 
 
 def subprocess_env(**variables):

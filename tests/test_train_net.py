@@ -221,10 +221,39 @@ def test_resume_removes_temporary_files_of_a_killed_save(trained, tmp_path):
      r"MODEL.SPARSE_RCNN.HIDDEN_DIM \(16\) must equal MODEL.FPN.OUT_CHANNELS \(32\)"),
     (["MODEL.SEMANTIC_HEAD.NHEADS", "3"],
      r"MODEL.SEMANTIC_HEAD.HIDDEN_DIM \(32\) must be a multiple of MODEL.SEMANTIC_HEAD.NHEADS"),
+    (["PSEUDO_LABELS.SEM_SEG_THRESH", "nan"],
+     r"PSEUDO_LABELS.SEM_SEG_THRESH is nan; it must be a number in \[0, 1\]"),
 ])
 def test_bad_config_values_are_refused_naming_the_keys(tmp_path, opts, message):
     with pytest.raises(ValueError, match=message):
         train_net.main(args_for(tmp_path, *opts))
+
+
+def weights_after_one_iteration(out, *opts):
+    train_net.main(args_for(out, "SOLVER.MAX_ITER", "1", "DATASETS.TEST", "()", *opts))
+    return torch.load(out / "model_final.pth", weights_only=False)["model"]
+
+
+def same_weights(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_seed_fixes_the_run_and_lv_adapter_seed_replaces_the_files(sample_root, tmp_path,
+                                                                      monkeypatch):
+    from lv_adapter.config import SEED_VARIABLE
+
+    monkeypatch.delenv(SEED_VARIABLE, raising=False)
+    first = weights_after_one_iteration(tmp_path / "a")  # the tiny config's SEED 0
+    assert same_weights(first, weights_after_one_iteration(tmp_path / "b"))
+    monkeypatch.setenv(SEED_VARIABLE, "3")
+    third = weights_after_one_iteration(tmp_path / "c")
+    assert not same_weights(first, third)
+    assert "SEED: 3" in (tmp_path / "c" / "config.yaml").read_text()
+    # the command line wins over the variable
+    assert same_weights(first, weights_after_one_iteration(tmp_path / "d", "SEED", "0"))
+    monkeypatch.setenv(SEED_VARIABLE, "three")
+    with pytest.raises(ValueError, match=r"\$LV_ADAPTER_SEED is 'three'; it must be an integer"):
+        train_net.main(args_for(tmp_path / "e"))
 
 
 def test_a_missing_datasets_root_names_detectron2_datasets(tmp_path):

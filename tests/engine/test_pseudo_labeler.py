@@ -84,7 +84,12 @@ def median_confidence(task, outputs):
     else:
         scores = [o[SCORE_KEYS[task]] for o in outputs]
         values = [(s.max(dim=0).values / s.sum(dim=0)).ravel() for s in scores]
-    return round(float(torch.cat(values).median()), 4)
+    values = torch.cat(values)
+    values = values[values.isfinite()]
+    # No box (boxes of no area are dropped) or no finite share: the median would be NaN, which
+    # no threshold can be; the fixture's premise (a teacher with outputs to threshold) failed.
+    assert len(values), f"the tiny {task} teacher predicted nothing on the images lacking {task}"
+    return round(float(values.median()), 4)
 
 
 def teacher_opts(teachers, task):
@@ -297,6 +302,19 @@ def test_bad_inputs_get_clear_errors(datasets_root, teachers, tmp_path, capsys):
     assert tool.main(argv_for(teachers, "detection", *out, dataset="bdd100k_det_train")) is None
     assert "nothing to do: every image of bdd100k_det_train is labeled for detection" in (
         capsys.readouterr().out)
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("task, value", [
+    ("detection", "nan"), ("semantic", "inf"), ("drivable", "-0.1"), ("detection", "1.5")])
+def test_a_threshold_that_is_no_score_is_refused_before_the_model_is_built(
+        datasets_root, task, value, tmp_path):
+    key = THRESHOLD_KEYS[task]
+    missing = str(tmp_path / "no-teacher.pth")  # the threshold is checked before the weights
+    with pytest.raises(ValueError, match=rf"{key} is {value.lstrip('+')}; it must be a number "
+                                         r"in \[0, 1\]"):
+        tool.main(["--config-file", TINY, "--dataset", DATASET, "--output", str(tmp_path / "out"),
+                   "MODEL.TASKS", f"['{task}']", "MODEL.WEIGHTS", missing, key, value])
     assert not os.path.exists(tmp_path / "out")
 
 

@@ -210,7 +210,7 @@ def semantic_teacher_miou(root, tmp_path, iterations):
     out = tmp_path / str(iterations)
     cmd = [sys.executable, os.path.join(PROJECT, "train_net.py"), "--config-file", MULTITASK,
            "MODEL.TASKS", "('semantic',)", "SOLVER.MAX_ITER", str(iterations),
-           "SOLVER.CHECKPOINT_PERIOD", "1000", "SEED", "0", "OUTPUT_DIR", str(out),
+           "SOLVER.CHECKPOINT_PERIOD", "1000", "OUTPUT_DIR", str(out),
            "MODEL.DEVICE", "cpu"]
     done = subprocess.run(cmd, capture_output=True, text=True,
                           env=subprocess_env(DETECTRON2_DATASETS=root))
