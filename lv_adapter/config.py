@@ -339,6 +339,11 @@ def _add_mask_former_config(cfg):
             # Mask losses at input resolution / LOSS_STRIDE (matching stays at the stride-4
             # predictions). 1 is MaskFormer's choice and keeps thin segments; 4 is cheaper.
             "LOSS_STRIDE": 1,
+            # Pixels labeled 255 (ignore; a pseudo label's unsure pixels) and padding: False
+            # leaves them out of the mask losses and the matching costs; True scores them as
+            # negatives of every segment, as official MaskFormer does (for its numbers only:
+            # it teaches "no class" exactly where the label says "unknown").
+            "IGNORED_PIXELS_AS_NEGATIVES": False,
         })
 
 

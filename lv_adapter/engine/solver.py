@@ -26,7 +26,8 @@ def param_groups(model, base_lr, weight_decay, weight_decay_norm, weight_decay_e
     """One group per trainable parameter, with its own lr and weight decay.
 
     The ResNet (``backbone.bottom_up``) learns at ``base_lr * backbone_multiplier``; parameters
-    of normalization layers and embeddings get their own weight decay (0 by default).
+    of normalization layers and embeddings get their own weight decay (0 by default). A group
+    of a task head's parameter (``heads.<task>.``) names its ``task`` (None elsewhere).
     """
     groups, seen = [], set()
     for module_name, module in model.named_modules():
@@ -41,8 +42,38 @@ def param_groups(model, base_lr, weight_decay, weight_decay_norm, weight_decay_e
             elif isinstance(module, nn.Embedding):
                 decay = weight_decay_embed
             lr = base_lr * (backbone_multiplier if in_resnet else 1.0)
-            groups.append({"params": [param], "lr": lr, "weight_decay": decay})
+            groups.append({"params": [param], "lr": lr, "weight_decay": decay,
+                           "task": _head_task(module_name)})
     return groups
+
+
+def _head_task(module_name):
+    parts = module_name.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "heads" else None
+
+
+def with_unlabeled_heads_skipped(optimizer_cls, model):
+    """Subclass ``optimizer_cls`` so that ``step`` leaves alone the heads of the tasks that no
+    image of the last global batch was labeled for (``model.unlabeled_tasks``).
+
+    Their gradients are zero, not absent (the graph touches every head, see
+    ``meta_arch/multitask.py``), and AdamW or SGD with momentum or weight decay would still
+    move them: under round-robin a head would drift on every other task's iterations. Dropping
+    the gradients (None) makes the step skip those parameters, their optimizer state included;
+    every process agrees on the tasks, so the replicas stay equal.
+    """
+
+    class UnlabeledHeadsSkipped(optimizer_cls):
+        def step(self, closure=None):
+            skipped = set(getattr(model, "unlabeled_tasks", ()))
+            for group in self.param_groups:
+                if group.get("task") in skipped:
+                    for param in group["params"]:
+                        param.grad = None
+            return super().step(closure)
+
+    UnlabeledHeadsSkipped.__name__ = f"{optimizer_cls.__name__}SkippingUnlabeledHeads"
+    return UnlabeledHeadsSkipped
 
 
 def with_full_model_clipping(optimizer_cls, max_norm):
@@ -75,7 +106,9 @@ def build_optimizer(cfg, model):
         optimizer_cls = with_full_model_clipping(optimizer_cls, clip.CLIP_VALUE)
     else:
         optimizer_cls = maybe_add_gradient_clipping(cfg, optimizer_cls)
-    kwargs = {"momentum": solver.MOMENTUM} if optimizer_cls is torch.optim.SGD else {}
+    optimizer_cls = with_unlabeled_heads_skipped(optimizer_cls, model)
+    # issubclass: with gradient clipping the class is a subclass of SGD, and still needs it.
+    kwargs = {"momentum": solver.MOMENTUM} if issubclass(optimizer_cls, torch.optim.SGD) else {}
     return optimizer_cls(groups, solver.BASE_LR, **kwargs)
 
 

@@ -6,6 +6,7 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.postprocessing import detector_postprocess, sem_seg_postprocess
 from detectron2.structures import ImageList
+from detectron2.utils import comm
 from torch import nn
 from torch.nn import functional as F
 
@@ -39,9 +40,11 @@ def _detection_targets(batched_inputs, images):
 
 def _mask_targets(input_key):
     def targets(batched_inputs, images):
-        """Per image, one binary mask per class present: {"labels": [T], "masks": [T, H, W]}.
+        """Per image, one binary mask per class present: {"labels": [T], "masks": [T, H, W],
+        "valid": [H, W]}.
 
-        Masks are at the padded batch resolution; padding and 255 pixels belong to no mask.
+        Masks are at the padded batch resolution; padding and 255 pixels belong to no mask and
+        are not ``valid`` (the criterion leaves them out of its losses, or not, as configured).
         """
         height, width = images.tensor.shape[-2:]
         out = []
@@ -51,7 +54,8 @@ def _mask_targets(input_key):
             seg = F.pad(seg, padding, value=IGNORE_LABEL)
             labels = seg.unique()
             labels = labels[labels != IGNORE_LABEL]
-            out.append({"labels": labels, "masks": seg[None] == labels[:, None, None]})
+            out.append({"labels": labels, "masks": seg[None] == labels[:, None, None],
+                        "valid": seg != IGNORE_LABEL})
         return out
 
     return targets
@@ -167,6 +171,8 @@ class MultiTaskModel(nn.Module):
                          images.image_sizes)
 
     def losses(self, batched_inputs, images, features):
+        """The losses of every head; also sets :attr:`unlabeled_tasks` (see there)."""
+        self.unlabeled_tasks = _unlabeled_everywhere(self.tasks, batched_inputs, self.device)
         losses = {}
         for task, head in self.heads.items():
             keep = [i for i, x in enumerate(batched_inputs) if task in _labeled_tasks(x)]
@@ -198,6 +204,20 @@ class MultiTaskModel(nn.Module):
                 height, width = x.get("height", size[0]), x.get("width", size[1])
                 out[spec.output_key] = spec.postprocess(result, size, height, width)
         return outputs
+
+
+def _unlabeled_everywhere(tasks, batched_inputs, device):
+    """The tasks for which no image of the global batch (every process's) is labeled.
+
+    Their heads get zero gradients (:func:`_zero_losses`), and an optimizer with momentum or
+    weight decay would still move them; :func:`lv_adapter.engine.solver.build_optimizer` skips
+    their parameters instead. One small all-reduce, so every process agrees.
+    """
+    counts = torch.tensor([sum(t in _labeled_tasks(x) for x in batched_inputs) for t in tasks],
+                          device=device)  # the model's device: CUDA under NCCL, CPU under GLOO
+    if comm.get_world_size() > 1:
+        torch.distributed.all_reduce(counts)
+    return [task for task, count in zip(tasks, counts.tolist()) if count == 0]
 
 
 def _labeled_tasks(x):

@@ -57,8 +57,15 @@ class MaskFormerCriterion(SetCriterion):
     """Loss terms ``class``, ``mask`` (focal) and ``dice``.
 
     Outputs of a stage: ``{"pred_logits": [B, Q, K + 1], "pred_masks": [B, Q, h, w]}``.
-    Targets: per image ``{"labels": LongTensor[T], "masks": BoolTensor[T, H, W]}`` at the
-    (padded) input resolution.
+    Targets: per image ``{"labels": LongTensor[T], "masks": BoolTensor[T, H, W]}`` and optionally
+    ``"valid": BoolTensor[H, W]`` (False on ignored (255) and padding pixels; absent: all valid),
+    at the (padded) input resolution.
+
+    Ignored pixels: by default the mask losses and the matching costs score valid pixels only,
+    so a query's mask logits where the label is 255 (a pseudo label's unsure pixels, padding)
+    are neither pushed to 0 nor counted in the matching. ``ignored_as_negatives=True`` is
+    official MaskFormer's behaviour: every pixel outside a segment, ignored ones included, is a
+    negative of every segment.
 
     Two resolutions, as in MaskFormer: the Hungarian matching compares every query with every
     segment, so it runs at the prediction's resolution (targets max-pooled, so that every
@@ -76,14 +83,17 @@ class MaskFormerCriterion(SetCriterion):
         deep_supervision (bool): also score every earlier decoder layer.
         focal_alpha, focal_gamma (float): the focal loss's parameters.
         loss_stride (int): the mask losses' resolution as a divisor of the target masks' size.
+        ignored_as_negatives (bool): score ignored pixels as negatives (official MaskFormer)
+            instead of leaving them out.
     """
 
     def __init__(self, task, num_classes, weights, no_object_weight, deep_supervision=True,
-                 focal_alpha=0.25, focal_gamma=2.0, loss_stride=1):
+                 focal_alpha=0.25, focal_gamma=2.0, loss_stride=1, ignored_as_negatives=False):
         super().__init__(task, weights, deep_supervision)
         if loss_stride < 1:
             raise ValueError(f"loss_stride must be >= 1, got {loss_stride}")
         self.loss_stride = loss_stride
+        self.ignored_as_negatives = ignored_as_negatives
         self.num_classes = num_classes
         self.focal = {"alpha": focal_alpha, "gamma": focal_gamma}
         class_weight = torch.ones(num_classes + 1)
@@ -95,8 +105,9 @@ class MaskFormerCriterion(SetCriterion):
         """Resize the target masks once for all stages, then score every stage (see base).
 
         Each target gets ``masks`` at the prediction's resolution (matching) and ``loss_masks``
-        at the loss resolution. Labels become int64: uint8 labels would index the class
-        probabilities as a boolean mask.
+        at the loss resolution, with their ``valid`` / ``loss_valid`` maps (None: every pixel
+        counts). Labels become int64: uint8 labels would index the class probabilities as a
+        boolean mask.
         """
         match_size = stage_outputs[-1]["pred_masks"].shape[-2:]
         targets = [self._prepare(t, match_size) for t in targets]
@@ -105,23 +116,37 @@ class MaskFormerCriterion(SetCriterion):
     def _prepare(self, target, match_size):
         height, width = target["masks"].shape[-2:]
         loss_size = (-(-height // self.loss_stride), -(-width // self.loss_stride))
-        return {
+        prepared = {
             "labels": target["labels"].long(),
             "masks": resize_target_masks(target["masks"], match_size, mode="any"),
             "loss_masks": resize_target_masks(target["masks"], loss_size),
+            "valid": None,
+            "loss_valid": None,
         }
+        valid = target.get("valid")
+        if not self.ignored_as_negatives and valid is not None and not valid.all():
+            # A matching cell counts when any of its pixels does (like its targets); a loss
+            # cell when most of them do.
+            valid = valid[None]
+            prepared["valid"] = resize_target_masks(valid, match_size, mode="any")[0].bool()
+            prepared["loss_valid"] = resize_target_masks(valid, loss_size)[0]
+        return prepared
 
     def pairwise_costs(self, outputs, targets):
-        """Per image ``{"class": -p(target class), "mask": focal, "dice": dice}``, each [Q, T]."""
+        """Per image ``{"class": -p(target class), "mask": focal, "dice": dice}``, each [Q, T];
+        the mask costs over the image's valid cells only."""
         probs = outputs["pred_logits"].softmax(-1)
-        return [
-            {
+        costs = []
+        for prob, masks, target in zip(probs, outputs["pred_masks"], targets):
+            target_masks = target["masks"]
+            if target.get("valid") is not None:  # [Q, h, w] -> [Q, P] valid cells
+                masks, target_masks = masks[:, target["valid"]], target_masks[:, target["valid"]]
+            costs.append({
                 "class": -prob[:, target["labels"]],
-                "mask": pairwise_focal_cost(masks, target["masks"], **self.focal),
-                "dice": pairwise_dice_cost(masks, target["masks"]),
-            }
-            for prob, masks, target in zip(probs, outputs["pred_masks"], targets)
-        ]
+                "mask": pairwise_focal_cost(masks, target_masks, **self.focal),
+                "dice": pairwise_dice_cost(masks, target_masks),
+            })
+        return costs
 
     def local_counts(self, outputs, targets):
         """Adds ``class_weight_sum``: the cross-entropy weights of this batch's queries.
@@ -146,17 +171,29 @@ class MaskFormerCriterion(SetCriterion):
         :meth:`SetCriterion.local_counts`)."""
         pred_masks = torch.cat([m[pred] for m, (pred, _) in zip(outputs["pred_masks"], matches)])
         target_masks = torch.cat([t["loss_masks"][tgt] for t, (_, tgt) in zip(targets, matches)])
+        valid = self._pair_valid(targets, matches)
         if pred_masks.shape[-2:] != target_masks.shape[-2:]:
             # Also with no matched pair: the empty result keeps the loss in the graph.
             pred_masks = F.interpolate(
                 pred_masks[:, None], size=target_masks.shape[-2:], mode="bilinear",
                 align_corners=False,
             )[:, 0]
+        focal = focal_mask_loss(pred_masks, target_masks, **self.focal, valid=valid)
         return {
             "class": self.class_loss(outputs["pred_logits"], targets, matches, class_weight_sum),
-            "mask": focal_mask_loss(pred_masks, target_masks, **self.focal).sum() / num_targets,
-            "dice": dice_loss(pred_masks, target_masks).sum() / num_targets,
+            "mask": focal.sum() / num_targets,
+            "dice": dice_loss(pred_masks, target_masks, valid=valid).sum() / num_targets,
         }
+
+    @staticmethod
+    def _pair_valid(targets, matches):
+        """[N, H', W'] loss-resolution valid maps of the matched pairs, or None when every
+        pixel of every image counts."""
+        if all(t["loss_valid"] is None for t in targets):
+            return None
+        maps = [t["loss_masks"].new_ones(t["loss_masks"].shape[-2:]) if t["loss_valid"] is None
+                else t["loss_valid"] for t in targets]
+        return torch.cat([m[None].expand(len(tgt), -1, -1) for m, (_, tgt) in zip(maps, matches)])
 
     def class_loss(self, logits, targets, matches, weight_sum):
         """Weighted cross-entropy of [B, Q, K + 1] logits summed over the queries, divided by

@@ -3,7 +3,10 @@
 Each loss comes twice: per pair (prediction i scored against target i, for the matched pairs)
 and pairwise (every prediction against every target, the matching cost). Masks are given as
 logits [N, ...] and binary targets [N, ...]; everything after the first dim is flattened to
-pixels, so the same functions serve [N, H, W] maps and [N, P] pixel lists.
+pixels, so the same functions serve [N, H, W] maps and [N, P] pixel lists. The per-pair losses
+take an optional ``valid`` map of the same shape: pixels where it is 0 (ignored labels, padding)
+add nothing to either loss; the pairwise costs ignore pixels by being given only the valid ones
+(a pixel list).
 """
 import torch
 from fvcore.nn import sigmoid_focal_loss
@@ -23,18 +26,22 @@ def _dice(intersection, prob_sum, target_sum):
     return 1 - (2 * intersection + 1) / (prob_sum + target_sum + 1)
 
 
-def dice_loss(logits, targets):
+def dice_loss(logits, targets, valid=None):
     """Dice loss of each prediction against its own target.
 
     Args:
         logits (Tensor): [N, ...] mask logits.
         targets (Tensor): [N, ...] binary masks (bool or float), same shape.
+        valid (Tensor or None): [N, ...] {0, 1} pixels to score (None: all).
 
     Returns:
         Tensor: [N] loss per pair.
     """
     logits, targets = _pixels(logits, targets)
     probs = logits.sigmoid()
+    if valid is not None:
+        valid = valid.flatten(1).to(probs.dtype)
+        probs, targets = probs * valid, targets * valid
     return _dice((probs * targets).sum(1), probs.sum(1), targets.sum(1))
 
 
@@ -53,18 +60,24 @@ def pairwise_dice_cost(logits, targets):
     return _dice(probs @ targets.T, probs.sum(1)[:, None], targets.sum(1)[None, :])
 
 
-def focal_mask_loss(logits, targets, alpha=0.25, gamma=2.0):
+def focal_mask_loss(logits, targets, alpha=0.25, gamma=2.0, valid=None):
     """Sigmoid focal loss of each prediction against its own target, averaged over pixels.
 
     Args:
         logits (Tensor): [N, ...] mask logits.
         targets (Tensor): [N, ...] binary masks, same shape.
+        valid (Tensor or None): [N, ...] {0, 1} pixels to score and average over (None: all;
+            a pair without valid pixels costs 0).
 
     Returns:
         Tensor: [N] loss per pair.
     """
     logits, targets = _pixels(logits, targets)
-    return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma).mean(1)
+    loss = sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma)
+    if valid is None:
+        return loss.mean(1)
+    valid = valid.flatten(1).to(loss.dtype)
+    return (loss * valid).sum(1) / valid.sum(1).clamp(min=1)
 
 
 def pairwise_focal_cost(logits, targets, alpha=0.25, gamma=2.0):

@@ -139,4 +139,5 @@ def _build_criterion(node, task):
         focal_alpha=node.FOCAL_ALPHA,
         focal_gamma=node.FOCAL_GAMMA,
         loss_stride=node.LOSS_STRIDE,
+        ignored_as_negatives=node.IGNORED_PIXELS_AS_NEGATIVES,
     )
