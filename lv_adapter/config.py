@@ -415,6 +415,10 @@ def _add_stage_and_backbone_config(cfg):
     # (backbone.bottom_up) frozen, weights and batch-norm statistics; then everything learns.
     # 0 = pretrain-finetune. Epochs -> iterations: epochs * images / SOLVER.IMS_PER_BATCH.
     cfg.SOLVER.ADAPT_ITERS = 0
+    # After the adapt stage the ResNet joins at the schedule's current lr with fresh optimizer
+    # state; W > 0 ramps its lr linearly over the first W finetune iterations (engine/stages.py).
+    # The paper describes no such warm-up: 0.
+    cfg.SOLVER.BACKBONE_WARMUP_ITERS = 0
     # CLIP's image trunk as the ResNet (MODEL.BACKBONE.NAME "build_clip_resnet_fpn_backbone").
     cfg.MODEL.CLIP = CN()
     # An open_clip model name with a ResNet image tower: RN50, RN101, RN50x4, ...

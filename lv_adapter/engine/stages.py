@@ -6,7 +6,14 @@ One run, two stages (the paper's "adapt stage"):
   (``backbone.bottom_up``) is left untouched. Its parameters get no gradients and its batch
   norms use (and keep) their running statistics, while the FPN, the adapter and the heads learn.
 * **finetune**, from iteration ``SOLVER.ADAPT_ITERS`` on: everything learns, the ResNet at
-  ``BASE_LR * SOLVER.BACKBONE_MULTIPLIER``.
+  ``BASE_LR * SOLVER.BACKBONE_MULTIPLIER`` times the schedule's factor at that iteration.
+
+At the switch the ResNet joins with fresh optimizer state at whatever learning rate the schedule
+has reached (0.69 of the peak after half of a poly schedule). The paper describes no warm-up
+there, so by default there is none; ``SOLVER.BACKBONE_WARMUP_ITERS = W`` ramps the ResNet's
+learning rate linearly over the first W finetune iterations (factor ``(k + 1) / (W + 1)`` at the
+k-th), for pre-trained weights that a first full-size AdamW step (of size ~lr on every weight)
+would disturb.
 
 ``SOLVER.ADAPT_ITERS = 0`` is the conventional pretrain-finetune run (no hook at all).
 
@@ -19,8 +26,8 @@ from detectron2.engine import HookBase
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ["ADAPT", "FINETUNE", "StageSwitch", "build_stage_hooks", "set_stage", "stage_at",
-           "stage_ddp_options"]
+__all__ = ["ADAPT", "FINETUNE", "StageSwitch", "backbone_lr_factor", "build_stage_hooks",
+           "set_stage", "stage_at", "stage_ddp_options"]
 
 ADAPT, FINETUNE = "adapt", "finetune"
 # The part of the model that the adapt stage freezes.
@@ -41,6 +48,21 @@ def _adapt_iters(cfg):
     return adapt_iters
 
 
+def _warmup_iters(cfg):
+    warmup = cfg.SOLVER.BACKBONE_WARMUP_ITERS
+    if not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"SOLVER.BACKBONE_WARMUP_ITERS must be an integer >= 0, got {warmup!r}")
+    return warmup
+
+
+def backbone_lr_factor(iteration, adapt_iters, warmup_iters):
+    """The factor on the ResNet's scheduled learning rate at ``iteration``: 1, but
+    ``(k + 1) / (warmup_iters + 1)`` at the k-th iteration after the switch while k <
+    ``warmup_iters``. The adapt stage has no ResNet step to scale."""
+    k = iteration - adapt_iters
+    return (k + 1) / (warmup_iters + 1) if 0 <= k < warmup_iters else 1.0
+
+
 def stage_ddp_options(cfg):
     """Extra DistributedDataParallel arguments that the stages of ``cfg`` need.
 
@@ -53,7 +75,7 @@ def stage_ddp_options(cfg):
 
 def build_stage_hooks(cfg):
     """``[StageSwitch]`` when ``cfg`` has an adapt stage, else ``[]`` (pretrain-finetune)."""
-    adapt_iters = _adapt_iters(cfg)
+    adapt_iters, warmup_iters = _adapt_iters(cfg), _warmup_iters(cfg)
     if adapt_iters == 0:
         return []
     if adapt_iters >= cfg.SOLVER.MAX_ITER:
@@ -61,7 +83,7 @@ def build_stage_hooks(cfg):
             f"SOLVER.ADAPT_ITERS ({adapt_iters}) >= SOLVER.MAX_ITER ({cfg.SOLVER.MAX_ITER}): "
             "this run never reaches the finetune stage (a resumed run with a larger MAX_ITER does)"
         )
-    return [StageSwitch(adapt_iters)]
+    return [StageSwitch(adapt_iters, warmup_iters)]
 
 
 def _unwrap(model):
@@ -94,12 +116,15 @@ class StageSwitch(HookBase):
     would let the ResNet's batch norms learn statistics during the adapt stage.
     """
 
-    def __init__(self, adapt_iters):
+    def __init__(self, adapt_iters, warmup_iters=0):
         """
         Args:
             adapt_iters (int): length of the adapt stage, in iterations (> 0).
+            warmup_iters (int): the ResNet's learning-rate warm-up after the switch (see
+                :func:`backbone_lr_factor`).
         """
         self.adapt_iters = adapt_iters
+        self.warmup_iters = warmup_iters
         self._stage = None
 
     def before_train(self):
@@ -112,6 +137,9 @@ class StageSwitch(HookBase):
                 f"{type(model).__name__} does not have"
             ) from None
         self._params = self._trainable_params()
+        ids = {id(p) for p in self._params}
+        self._groups = [g for g in self.trainer.optimizer.param_groups
+                        if any(id(p) in ids for p in g["params"])]
         start = self.trainer.start_iter
         logger.info(
             f"Stages: adapt for iterations [0, {self.adapt_iters}) with the "
@@ -143,3 +171,10 @@ class StageSwitch(HookBase):
         self._stage = stage
         set_stage(self._module, self._params, stage)
         self.trainer.storage.put_scalar("adapt_stage", float(stage == ADAPT), smoothing_hint=False)
+        factor = backbone_lr_factor(self.trainer.iter, self.adapt_iters, self.warmup_iters)
+        if factor != 1.0:
+            # The scheduler sets every group's lr afresh after each step (base lr times its
+            # multiplier), so this scales this iteration's step only.
+            for group in self._groups:
+                group["lr"] *= factor
+            self.trainer.storage.put_scalar("backbone_lr_factor", factor, smoothing_hint=False)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 import torch
-from detectron2.engine import default_argument_parser
+from detectron2.engine import HookBase, default_argument_parser
 from detectron2.modeling import build_model
 from torch import nn
 
@@ -152,6 +152,45 @@ def test_bad_adapt_iters_is_refused():
         build_stage_hooks(cfg)
     cfg.SOLVER.ADAPT_ITERS = 0
     assert build_stage_hooks(cfg) == []
+    cfg.SOLVER.BACKBONE_WARMUP_ITERS = -2
+    with pytest.raises(ValueError, match="SOLVER.BACKBONE_WARMUP_ITERS must be an integer >= 0"):
+        build_stage_hooks(cfg)
+
+
+class LearningRates(HookBase):
+    """Records, before each step, the lr of a ResNet parameter and of a head parameter."""
+
+    def __init__(self):
+        self.ratios = []
+
+    def before_train(self):
+        model = self.trainer.model
+        resnet = id(next(model.backbone.bottom_up.parameters()))
+        head = id(next(model.heads.parameters()))
+        groups = self.trainer.optimizer.param_groups
+        self._resnet = next(g for g in groups if id(g["params"][0]) == resnet)
+        self._head = next(g for g in groups if id(g["params"][0]) == head)
+
+    def before_step(self):
+        self.ratios.append(round(self._resnet["lr"] / self._head["lr"], 6))
+
+
+@pytest.mark.parametrize("warmup, factors", [
+    (0, [1, 1, 1, 1, 1, 1]),
+    (3, [1, 1, 1 / 4, 2 / 4, 3 / 4, 1]),
+])
+def test_the_resnet_joins_at_the_scheduled_lr_or_warms_up(sample_root, tmp_path, warmup,
+                                                          factors):
+    """ADAPT_ITERS 2, then the ResNet's lr (relative to the heads') with BACKBONE_WARMUP_ITERS."""
+    args = args_for(tmp_path, "SOLVER.ADAPT_ITERS", "2", "SOLVER.MAX_ITER", "6",
+                    "SOLVER.BACKBONE_WARMUP_ITERS", str(warmup), "SOLVER.BACKBONE_MULTIPLIER",
+                    "0.5", "DATASETS.TEST", "()", "SOLVER.CHECKPOINT_PERIOD", "100")
+    trainer = train_net.Trainer(train_net.setup(args))
+    rates = LearningRates()
+    trainer.register_hooks([rates])
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    assert rates.ratios == [round(0.5 * f, 6) for f in factors]
 
 
 @pytest.mark.slow
