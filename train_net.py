@@ -128,7 +128,11 @@ def save_results(cfg, results):
 
 
 def invoke_main():
-    args = default_argument_parser().parse_args()
+    parser = default_argument_parser()
+    args = parser.parse_args()
+    if args.num_gpus < 1:  # detectron2's launch would start no process and exit 0
+        parser.error(f"--num-gpus must be >= 1 (GPUs, or GLOO processes on the CPU), got "
+                     f"{args.num_gpus}")
     print("Command Line Args:", args)
     compat.launch(
         main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,

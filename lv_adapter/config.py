@@ -446,3 +446,7 @@ def _add_pseudo_labels_config(cfg):
     # majority rule is stricter in relative terms than for the 19 semantic classes; 0.5 still
     # keeps the large, easy background and road regions.
     cfg.PSEUDO_LABELS.DRIVABLE_THRESH = 0.5
+    # Training on a set with pseudo labels (bdd100k_<setting>_train_pseudo) refuses a task whose
+    # pseudo labels were never written while images lack it (it would train on ground truth
+    # only, silently); tasks listed here may (e.g. ["detection"] for a run without that teacher).
+    cfg.PSEUDO_LABELS.OPTIONAL_TASKS = []

@@ -13,7 +13,7 @@ from detectron2.data import DatasetCatalog
 from detectron2.engine import default_argument_parser
 
 import train_net
-from conftest import REPO, umask
+from conftest import REPO, subprocess_env, umask
 from lv_adapter.engine import SafeCheckpointer, UnreadableCheckpointError
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
@@ -238,8 +238,8 @@ def same_weights(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_the_seed_fixes_the_run_and_lv_adapter_seed_replaces_the_files(sample_root, tmp_path,
-                                                                      monkeypatch):
+def test_the_seed_fixes_the_run_and_lv_adapter_seed_replaces_the_files(
+        sample_root, tmp_path, monkeypatch):
     from lv_adapter.config import SEED_VARIABLE
 
     monkeypatch.delenv(SEED_VARIABLE, raising=False)
@@ -254,6 +254,17 @@ def test_the_seed_fixes_the_run_and_lv_adapter_seed_replaces_the_files(sample_ro
     monkeypatch.setenv(SEED_VARIABLE, "three")
     with pytest.raises(ValueError, match=r"\$LV_ADAPTER_SEED is 'three'; it must be an integer"):
         train_net.main(args_for(tmp_path / "e"))
+
+
+@pytest.mark.parametrize("gpus", ["0", "-1"])
+def test_no_process_is_refused(tmp_path, gpus):
+    cmd = [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", TINY,
+           "--num-gpus", gpus, "OUTPUT_DIR", str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO,
+                            env=subprocess_env())
+    assert result.returncode == 2
+    assert f"--num-gpus must be >= 1 (GPUs, or GLOO processes on the CPU), got {gpus}" in (
+        result.stderr)
 
 
 def test_a_missing_datasets_root_names_detectron2_datasets(tmp_path):

@@ -9,12 +9,20 @@ Labels go to ROOT (default ``$DETECTRON2_DATASETS/bdd100k/pseudo/<setting>`` for
 ``bdd100k_<setting>_train``) in BDD100K's layout (lv_adapter/data/pseudo_labels.py); the
 formats and the confidence measure are described in lv_adapter/engine/pseudo_labeler.py.
 
+* Only from a teacher that never saw the labels it replaces: a teacher whose training images
+  labeled for its task (``DATASETS.TRAIN`` of its config, and of the ``config.yaml`` beside its
+  weights) include an image to label is refused; ``--allow-overlap`` lets it through, recorded.
+* One teacher per root: ``teacher_<task>.json`` records the teacher (weights sha256, config with
+  the overrides, threshold) before the first image; a run with another teacher refuses, naming
+  what differs.
 * Resumable: run the same command again after a kill; labeled images are skipped.
-* ``summary_<task>.json`` is written last; a command whose summary already exists (same dataset
-  and ``--limit``) says so and exits; ``--force`` deletes the task's pseudo labels and starts over.
+* ``summary_<task>.json`` is written last; a command whose summary already exists (same teacher,
+  dataset and ``--limit``) says so and exits; ``--force`` deletes the task's pseudo labels and
+  starts over.
 * ``--num-gpus N`` runs N processes (GLOO on the CPU); image i goes to process i % N.
 """
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -39,8 +47,15 @@ from lv_adapter.engine.pseudo_labeler import (
     records_lacking,
     teacher_task,
 )
+from lv_adapter.engine.pseudo_provenance import (
+    check_no_overlap,
+    check_same_teacher,
+    teacher_identity,
+    write_identity,
+)
 from lv_adapter.engine.pseudo_summary import (
     finish,
+    has_outputs,
     read_summary,
     remove_outputs,
     remove_parts,
@@ -62,6 +77,8 @@ def parse_args(argv=None):
     parser.add_argument("--dist-url", default="auto")
     parser.add_argument("--limit", type=int, help="label only the first K images lacking the task")
     parser.add_argument("--force", action="store_true", help="delete this task's labels first")
+    parser.add_argument("--allow-overlap", action="store_true",
+                        help="label images whose ground truth the teacher trained on (recorded)")
     # Testing hook: end each process abruptly (os._exit) after it wrote this many images.
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs")
@@ -112,31 +129,37 @@ def main(argv=None):
     _setup_logger()
     cfg = load_config(args)
     task, root = teacher_task(cfg), output_root(args)
-    done = read_summary(root, task)
-    if args.force:
-        remove_outputs(root, task)
-        done = None
-    elif done and (done.get("dataset"), done.get("limit")) == (args.dataset, args.limit):
-        print(f"{task} pseudo labels in {root} are complete ({summary_path(root, task)}); "
-              "nothing to do (--force relabels)")
-        remove_parts(root, task)  # a run killed between the summary and the clean-up
-        return done
     records = select_records(args, task)
     if not records:
         print(f"nothing to do: every image of {args.dataset} is labeled for {task}")
         return None
+    overlap = check_no_overlap(cfg, task, records, args.dataset, args.allow_overlap)
+    identity = teacher_identity(cfg, task, args.config_file, overlap)
+    if args.force:
+        remove_outputs(root, task)
+    check_same_teacher(root, identity, has_outputs(root, task))
+    done = read_summary(root, task)
+    selection = (args.dataset, args.limit, _ids_digest(records))
+    if done and (done.get("dataset"), done.get("limit"), done.get("image_ids_sha256")) == selection:
+        print(f"{task} pseudo labels in {root} are complete ({summary_path(root, task)}); "
+              "nothing to do (--force relabels)")
+        remove_parts(root, task)  # a run killed between the summary and the clean-up
+        return done
     if done:  # a summary of another selection: its presence must not mark this one complete
         os.remove(summary_path(root, task))
-    compat.launch(label_images, args.num_gpus, dist_url=args.dist_url, args=(args, root, records))
+    compat.launch(label_images, args.num_gpus, dist_url=args.dist_url,
+                  args=(args, root, records, identity))
     return read_summary(root, task)
 
 
-def label_images(args, root, records):
-    """One process's share of the work (image i to process i % N); the main process finishes."""
+def label_images(args, root, records, identity):
+    """One process's share of the work (image i to process i % N); the main process records the
+    teacher once its weights have loaded, before any image, and finishes."""
     cfg = load_config(args)
     _setup_logger()
     labeler = PseudoLabeler(cfg)
     if comm.is_main_process():
+        write_identity(root, identity)
         removed = remove_stale_outputs(root, labeler.task)
         if removed:
             logger.info(f"Removed {len(removed)} temporary file(s) of an interrupted run")
@@ -154,10 +177,17 @@ def label_images(args, root, records):
           f"({len(mine) - len(todo)} of its {len(mine)} were already labeled)", flush=True)
     comm.synchronize()
     if comm.is_main_process():
-        summary = finish(root, labeler.task, [r["image_id"] for r in records], about(args, cfg))
+        ids = [r["image_id"] for r in records]
+        summary = finish(root, labeler.task, ids, about(args, cfg, records))
         print(json.dumps(summary, indent=2))
         for warning in weak_label_warnings(summary):
             print(f"WARNING: {warning}", flush=True)
+
+
+def _ids_digest(records):
+    """Which images were selected (a split drawn anew selects others under the same name)."""
+    ids = "\n".join(sorted(r["image_id"] for r in records))
+    return hashlib.sha256(ids.encode("utf-8")).hexdigest()
 
 
 def _setup_logger():
@@ -166,7 +196,7 @@ def _setup_logger():
     setup_logger(name="lv_adapter", distributed_rank=comm.get_rank())
 
 
-def about(args, cfg):
+def about(args, cfg, records):
     """What produced the labels, for the summary (no times: reruns must give the same bytes)."""
     key = THRESHOLD_KEYS[teacher_task(cfg)]
     return {
@@ -175,6 +205,8 @@ def about(args, cfg):
         "teacher_config": os.path.abspath(args.config_file),
         "teacher_weights": cfg.MODEL.WEIGHTS,
         "threshold": {f"PSEUDO_LABELS.{key}": cfg.PSEUDO_LABELS[key]},
+        "allow_overlap": args.allow_overlap,
+        "image_ids_sha256": _ids_digest(records),
     }
 
 

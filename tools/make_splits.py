@@ -6,16 +6,19 @@ Example:
         --sizes detection=10000,semantic=6500,drivable=20000 --seed 0
 
 The lists go to ``<root>/bdd100k/splits/<setting>/<task>.txt`` unless ``--out`` says otherwise;
-``bdd100k_<setting>_train`` reads them from there.
+``bdd100k_<setting>_train`` reads them from there. ``recipe.json`` beside them, written last,
+records the sizes and the seed that drew them (tools/pipeline.py checks it before it reuses them).
 """
 import argparse
 import logging
+import os
 
 import lv_adapter  # noqa: F401  (first: sets up detectron2 before the data modules import it)
 from lv_adapter.data.datasets.builtin import load_multitask, split_folder
 from lv_adapter.data.datasets.categories import TASKS
 from lv_adapter.data.errors import POLICIES, set_default_policy
 from lv_adapter.data.splits import SETTINGS, make_split, save_split
+from lv_adapter.utils.io import write_json
 
 DISJOINT_SETTINGS = [name for name, sizes in SETTINGS.items() if sizes is not None]
 
@@ -34,6 +37,15 @@ def parse_sizes(text):
             message = f"size of {task} is not an integer: {value!r}"
             raise argparse.ArgumentTypeError(message) from None
     return sizes
+
+
+def recipe_path(folder):
+    return os.path.join(folder, "recipe.json")
+
+
+def split_recipe(setting, sizes, seed):
+    """What draws a split: the setting's sizes with ``sizes`` over them, and the seed."""
+    return {"setting": setting, "sizes": {**SETTINGS[setting], **sizes}, "seed": seed}
 
 
 def parse_args(argv=None):
@@ -63,6 +75,7 @@ def main(argv=None):
     split = make_split(dicts, sizes, seed=args.seed)
     out = args.out or split_folder(args.root, args.setting)
     save_split(split, out)
+    write_json(recipe_path(out), split_recipe(args.setting, args.sizes, args.seed), indent=1)
     for task in TASKS:
         print(f"{task}: {len(split[task])} images")
     print(f"wrote {out}")

@@ -17,9 +17,13 @@ Stages, in order (each runs as its own process, the way a user would run it):
    the LV-Adapter student (ground truth + pseudo labels), with the same iterations;
 5. a table of held-out metrics (``<out>/table.md`` and ``table.json``).
 
-A stage whose output is complete is skipped (training: its ``inference/results.json``; pseudo
-labels: the task's summary file), and an interrupted training resumes from its last checkpoint
-(``--resume``), so running the same command again continues an interrupted pipeline.
+A stage whose output is complete is skipped (training: its ``inference/results.json``; the
+split: its lists, once their ``recipe.json`` says they were drawn with this run's sizes and seed,
+else the pipeline refuses), and an interrupted training resumes from its last checkpoint
+(``--resume``), so running the same command again continues an interrupted pipeline. The
+labeling stages always run: ``generate_pseudo_labels.py`` itself says "complete" when this
+run's teacher labeled the same images, and refuses labels of another teacher (a new ``--out``
+trains new teachers: label into a fresh datasets root, or delete the old labels).
 
 ``--with-strategies`` adds the other students of table 1 (``uniform_sampler``,
 ``weighted_sampler``, ``round_robin``: one task per iteration, ground truth only).
@@ -45,6 +49,7 @@ from lv_adapter.data.datasets.builtin import split_folder  # noqa: E402
 from lv_adapter.data.datasets.categories import TASKS  # noqa: E402
 from lv_adapter.data.pseudo_labels import default_pseudo_root, summary_path  # noqa: E402
 from lv_adapter.utils.io import atomic_path, write_json  # noqa: E402
+from make_splits import parse_sizes, recipe_path, split_recipe  # noqa: E402  (tools/)
 
 SETTING = "disjoint_normal"
 TRAIN_SET = f"bdd100k_{SETTING}_train"
@@ -85,6 +90,7 @@ class Stage(NamedTuple):
     name: str
     output: str  # exists once the stage is complete
     command: list
+    always: bool = False  # run even when the output exists (the command checks it itself)
 
 
 def plan(args):
@@ -105,9 +111,10 @@ def plan(args):
             os.path.join(TOOLS, "generate_pseudo_labels.py"),
             "--config-file", os.path.join(configs, f"teacher_{task}.yaml"),
             "--dataset", TRAIN_SET, "--output", pseudo_root, *gpus,
-            "MODEL.WEIGHTS", os.path.join(teacher, "model_final.pth"),
+            # the teacher's overrides too: the labeling model must be the trained one
+            *args.opts, "MODEL.WEIGHTS", os.path.join(teacher, "model_final.pth"),
         ]
-        stages.append(Stage(f"pseudo_{task}", summary_path(pseudo_root, task), command))
+        stages.append(Stage(f"pseudo_{task}", summary_path(pseudo_root, task), command, True))
     for name, config, _ in _students(args):
         stages.append(_train_stage(args, name, os.path.join(configs, config), python, gpus))
     return stages
@@ -123,8 +130,26 @@ def _split_stage(args, recipe, python):
                         "--setting", SETTING]
     if recipe.split_sizes:
         command += ["--sizes", recipe.split_sizes]
-    # The lists are written atomically one by one; the last task's file marks them complete.
-    return Stage("split", os.path.join(folder, f"{TASKS[-1]}.txt"), command)
+    want = split_recipe(SETTING, parse_sizes(recipe.split_sizes or ""), 0)
+    _check_split(folder, want)
+    # recipe.json is written after the lists: it marks them complete
+    return Stage("split", recipe_path(folder), command)
+
+
+def _check_split(folder, want):
+    """Refuse lists drawn otherwise than this run would draw them (students and teachers would
+    train on another split than the one asked for)."""
+    path = recipe_path(folder)
+    if os.path.isfile(path):
+        with open(path) as f:
+            have = json.load(f)
+        if have != want:
+            sys.exit(f"the split in {folder} was drawn with {have}, this run asks for {want}: "
+                     "use another --root (a copy of the datasets), or delete that folder and "
+                     "the teachers and pseudo labels made from it")
+    elif any(os.path.exists(os.path.join(folder, f"{task}.txt")) for task in TASKS):
+        sys.exit(f"{folder} holds split lists without {os.path.basename(path)}: how they were "
+                 "drawn is unknown; delete the folder to draw them again")
 
 
 def _train_stage(args, name, config, python, gpus):
@@ -138,7 +163,7 @@ def run(stages, env):
     """Run the stages whose output is missing, in order; a failing stage stops the pipeline."""
     for index, stage in enumerate(stages, 1):
         head = f"== [{index}/{len(stages)}] {stage.name}"
-        if os.path.exists(stage.output):
+        if os.path.exists(stage.output) and not stage.always:
             print(f"{head}: complete, skipped ({stage.output})", flush=True)
             continue
         print(f"{head}: {' '.join(stage.command)}", flush=True)

@@ -9,7 +9,7 @@ from lv_adapter import compat
 from lv_adapter.data.classes import head_num_classes
 from lv_adapter.data.datasets.bdd100k import format_task_counts
 from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC
-from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
+from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY, check_pseudo_tasks
 from lv_adapter.data.readers import MASK_TASKS
 from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.data.task_batches import build_task_batch_loader
@@ -58,6 +58,7 @@ def load_train_dicts(cfg):
                 f"{format_task_counts(dicts)}")
     if any(d.get(PSEUDO_TASKS_KEY) for d in dicts):
         logger.info(f"of which pseudo labels: {format_task_counts(dicts, key=PSEUDO_TASKS_KEY)}")
+    check_pseudo_tasks(dicts, names, cfg.MODEL.TASKS, cfg.PSEUDO_LABELS.OPTIONAL_TASKS)
     check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)
     if cfg.DATASETS.CHECK_AT_START:
         num_classes = {task: head_num_classes(cfg, task) for task in MASK_TASKS}

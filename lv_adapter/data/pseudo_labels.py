@@ -37,6 +37,7 @@ from lv_adapter.data.errors import BadSampleError, BadSampleHandler
 
 __all__ = [
     "PSEUDO_TASKS_KEY",
+    "check_pseudo_tasks",
     "default_pseudo_root",
     "ground_truth_tasks",
     "load_pseudo_labels",
@@ -233,4 +234,36 @@ def register_with_pseudo_labels(name, base_dataset_name, pseudo_root):
     )
     metadata = MetadataCatalog.get(base_dataset_name).as_dict()
     metadata.pop("name")
-    MetadataCatalog.get(name).set(**metadata, pseudo_root=pseudo_root)
+    MetadataCatalog.get(name).set(**metadata, pseudo_root=pseudo_root,
+                                  pseudo_base_dataset=base_dataset_name)
+
+
+def check_pseudo_tasks(dicts, names, tasks, optional=()):
+    """Refuse to train a task on ground truth only where pseudo labels were meant to fill it.
+
+    A training set registered with pseudo labels whose root has none of ``task`` (no summary:
+    the teacher never ran) would train that task on its ground-truth images alone, without a
+    word. Refused when some image of ``dicts`` lacks ``task``, unless ``task`` is in
+    ``optional`` (``PSEUDO_LABELS.OPTIONAL_TASKS``).
+
+    Args:
+        dicts (list[dict]): the training dicts (merged with what pseudo labels exist).
+        names (list[str]): the training sets' names.
+        tasks (list[str]): the tasks the model trains.
+    """
+    for name in names:
+        metadata = MetadataCatalog.get(name)
+        root = metadata.get("pseudo_root", None)
+        if root is None:
+            continue
+        for task in tasks:
+            lacking = sum(task not in d["labeled_tasks"] for d in dicts)
+            if task in optional or not lacking or os.path.isfile(summary_path(root, task)):
+                continue
+            base = metadata.get("pseudo_base_dataset", "<the training set>")
+            raise ValueError(
+                f"{name}: no {task} pseudo labels under {root} ({summary_path(root, task)} is "
+                f"missing) while {lacking} training images lack {task} labels; the {task} head "
+                f"would train on ground truth only. Write them with {GENERATOR} --config-file "
+                f"<{task} teacher config> --dataset {base} --output {root} MODEL.WEIGHTS "
+                f"<{task} teacher weights>, or list {task!r} in PSEUDO_LABELS.OPTIONAL_TASKS")

@@ -194,6 +194,8 @@ class PseudoLabeler:
             stop_after (int or None): testing hook: end the process abruptly (no clean-up, as a
                 kill would) after this many images.
         """
+        if not records:  # all labeled already (a resumed run), or this process got no share
+            return
         loader = build_detection_test_loader(
             records, mapper=self.mapper, num_workers=self.num_workers,
             sampler=torch.utils.data.SequentialSampler(records),

@@ -22,10 +22,12 @@ from lv_adapter.data.datasets.categories import (
 )
 from lv_adapter.data.pseudo_labels import pseudo_label_paths, summary_path
 from lv_adapter.engine.pseudo_labeler import IGNORE, PARTS_FOLDER, output_path
+from lv_adapter.engine.pseudo_provenance import identity_path
 from lv_adapter.utils.io import remove_stale_temporaries, write_json
 
 __all__ = [
     "finish",
+    "has_outputs",
     "read_summary",
     "remove_outputs",
     "remove_parts",
@@ -58,11 +60,21 @@ def remove_stale_outputs(root, task):
     return [name for folder in _folders(root, task) for name in remove_stale_temporaries(folder)]
 
 
-def remove_outputs(root, task):
-    """Delete everything a generation of ``task`` wrote under ``root`` (``--force``)."""
+def _outputs(root, task):
     paths = [summary_path(root, task), pseudo_label_paths(root)[task]]
-    if task == DETECTION:
-        paths.append(_parts_folder(root))
+    return paths + [_parts_folder(root)] if task == DETECTION else paths
+
+
+def has_outputs(root, task):
+    """Whether ``root`` holds any label (or summary) of ``task``."""
+    return any(os.path.isfile(p) or (os.path.isdir(p) and os.listdir(p))
+               for p in _outputs(root, task))
+
+
+def remove_outputs(root, task):
+    """Delete everything a generation of ``task`` wrote under ``root`` (``--force``), the
+    record of its teacher included."""
+    paths = _outputs(root, task) + [identity_path(root, task)]
     for path in paths:
         if os.path.isdir(path):
             shutil.rmtree(path)
@@ -117,8 +129,7 @@ def _merge_detection(root, image_ids):
     """Write ``det_train.json`` (frames sorted by name) from the parts; return box counts."""
     frames, too_small = [], 0
     for image_id in image_ids:
-        with open(output_path(root, DETECTION, image_id), encoding="utf-8") as f:
-            part = json.load(f)
+        part = _read_part(output_path(root, DETECTION, image_id))
         frames.append(part["frame"])
         too_small += part["boxes_below_one_pixel"]
     frames.sort(key=lambda frame: frame["name"])
@@ -132,6 +143,18 @@ def _merge_detection(root, image_ids):
         "boxes_per_class": {name: per_class[name] for name in DET_CLASSES},
         "boxes_below_one_pixel": too_small,
     }
+
+
+def _read_part(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            part = json.load(f)
+        if not isinstance(part, dict) or not {"frame", "boxes_below_one_pixel"} <= part.keys():
+            raise ValueError("not a part written by this tool")
+        return part
+    except (ValueError, OSError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: unreadable detection part ({e}); delete it and run the same "
+                         "command again: its image is labeled again") from None
 
 
 def _count_pixels(root, task, image_ids):

@@ -192,6 +192,24 @@ def test_a_task_without_pseudo_labels_is_logged_and_left_to_ground_truth(
     assert [d for d in dicts if SEMANTIC in d[PSEUDO_TASKS_KEY]]
 
 
+def test_training_a_task_whose_teacher_never_ran_is_refused_unless_optional(pseudo_root, tmp_path):
+    with registered_copy(pseudo_root[0], tmp_path) as (name, root):
+        shutil.rmtree(pseudo_label_paths(root)[DRIVABLE])
+        os.remove(summary_path(root, DRIVABLE))
+        lacking = sum(DRIVABLE not in d["labeled_tasks"] for d in DatasetCatalog.get(name))
+        assert lacking > 0
+        opts = ["DATASETS.TRAIN", f"('{name}',)", "SOLVER.MAX_ITER", "1"]
+        with pytest.raises(ValueError) as e:
+            train_net.main(train_args(tmp_path / "out", *opts))
+        assert f"{name}: no drivable pseudo labels under {root}" in str(e.value)
+        assert f"while {lacking} training images lack drivable labels" in str(e.value)
+        assert f"tools/generate_pseudo_labels.py --config-file <drivable teacher config> " \
+               f"--dataset {BASE} --output {root}" in str(e.value)
+        train_net.main(train_args(tmp_path / "ok", *opts,
+                                  "PSEUDO_LABELS.OPTIONAL_TASKS", "['drivable']"))
+        assert (tmp_path / "ok" / "model_final.pth").is_file()
+
+
 @pytest.mark.parametrize("content, problem", [
     ('[{"name": "a.jpg", "labels": [', "malformed JSON at line 1"),
     ('[{"name": "a.jpg", "labels": [{"category": "car", "box2d": '

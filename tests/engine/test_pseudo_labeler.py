@@ -22,6 +22,7 @@ from lv_adapter.data.pseudo_labels import pseudo_label_paths, summary_path
 from lv_adapter.data.readers import read_image, read_label_mask
 from lv_adapter.data.splits import make_split, save_split
 from lv_adapter.engine.predictor import Predictor
+from lv_adapter.engine.pseudo_provenance import identity_path
 from lv_adapter.engine.pseudo_labeler import confident_labels
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -36,6 +37,9 @@ THRESHOLD_KEYS = {
     "drivable": "PSEUDO_LABELS.DRIVABLE_THRESH",
 }
 SCORE_KEYS = {"semantic": "sem_seg", "drivable": "drivable_seg"}
+# The teachers train on the split they label (each on its task's images): they never see the
+# labels the split hides, which the tool checks.
+TEACHER_DATA = ["DATASETS.TRAIN", f"('{DATASET}',)"]
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,8 @@ def teachers(datasets_root, image_root, tmp_path_factory):
     found = {}
     for task in THRESHOLD_KEYS:
         out = tmp_path_factory.mktemp(f"teacher-{task}")
-        argv = ["--config-file", TINY, "MODEL.TASKS", f"['{task}']", "SOLVER.MAX_ITER", "2",
-                "DATASETS.TEST", "()", "OUTPUT_DIR", str(out)]
+        argv = ["--config-file", TINY, *TEACHER_DATA, "MODEL.TASKS", f"['{task}']",
+                "SOLVER.MAX_ITER", "2", "DATASETS.TEST", "()", "OUTPUT_DIR", str(out)]
         train_net.main(train_net.default_argument_parser().parse_args(argv))
         weights = str(out / "model_final.pth")
         outputs = teacher_outputs(weights, task, image_root, lacking(task))
@@ -93,8 +97,8 @@ def median_confidence(task, outputs):
 
 
 def teacher_opts(teachers, task):
-    return ["MODEL.TASKS", f"['{task}']", "MODEL.WEIGHTS", teachers[task]["weights"],
-            THRESHOLD_KEYS[task], str(teachers[task]["threshold"])]
+    return [*TEACHER_DATA, "MODEL.TASKS", f"['{task}']", "MODEL.WEIGHTS",
+            teachers[task]["weights"], THRESHOLD_KEYS[task], str(teachers[task]["threshold"])]
 
 
 def argv_for(teachers, task, *extra, dataset=DATASET):
@@ -231,6 +235,7 @@ def test_a_killed_run_resumes_to_the_same_bytes(datasets_root, teachers, labeled
                                                "--stop-after", "2"))
     assert killed.returncode == 3, killed.stderr[-3000:]
     assert not os.path.exists(summary_path(str(root), task))
+    assert os.path.exists(identity_path(str(root), task))  # recorded before the first image
     if task == "detection":
         assert not os.path.exists(pseudo_label_paths(str(root))["detection"])
         stale = root / ".parts" / "detection" / ".tmp-0123456789abcdef.json"
@@ -318,6 +323,106 @@ def test_a_threshold_that_is_no_score_is_refused_before_the_model_is_built(
     assert not os.path.exists(tmp_path / "out")
 
 
+def test_a_teacher_that_trained_on_the_hidden_labels_is_refused(teachers, tmp_path, capsys):
+    root = tmp_path / "out"
+    full = ["DATASETS.TRAIN", "('bdd100k_multitask_train',)"]  # every image's detection labels
+    full_detection = {d["image_id"] for d in DatasetCatalog.get("bdd100k_multitask_train")
+                      if "detection" in d["labeled_tasks"]}
+    hidden = len(full_detection & set(lacking("detection")))  # the split hid their boxes
+    assert hidden > 0
+    with pytest.raises(ValueError, match=rf"the detection teacher trained on detection labels "
+                                         rf"of {hidden} of the {len(lacking('detection'))} "
+                                         rf"images of {DATASET}"):
+        tool.main(argv_for(teachers, "detection", "--output", str(root)) + full)
+    assert not os.path.exists(root)
+    # what the weights were trained on counts too: the config.yaml train_net.py wrote beside them
+    folder = tmp_path / "teacher"
+    folder.mkdir()
+    shutil.copy(teachers["detection"]["weights"], folder / "model_final.pth")
+    (folder / "config.yaml").write_text("DATASETS:\n  TRAIN: [bdd100k_det_train]\n")
+    with pytest.raises(ValueError, match="its training sets: .*bdd100k_det_train"):
+        tool.main(argv_for(teachers, "detection", "--output", str(root))
+                  + ["MODEL.WEIGHTS", str(folder / "model_final.pth")])
+    summary = tool.main(argv_for(teachers, "detection", "--output", str(root),
+                                 "--allow-overlap") + full)
+    assert summary["allow_overlap"] is True
+    record = json.loads(open(identity_path(str(root), "detection")).read())
+    assert record["allowed_overlap"] == {"datasets": ["bdd100k_multitask_train", DATASET],
+                                         "images": hidden}
+
+
+def test_a_root_labeled_by_another_teacher_is_refused(labeled, teachers, tmp_path, capsys):
+    root, summary = labeled["semantic"]
+    threshold = teachers["semantic"]["threshold"]
+    other = round(min(threshold + 0.1, 1.0) if threshold < 0.95 else threshold - 0.1, 4)
+    with pytest.raises(ValueError, match=rf"(?s)written by another teacher.*"
+                                         rf"PSEUDO_LABELS.SEM_SEG_THRESH: recorded {threshold}, "
+                                         rf"now {other}.*--force"):
+        tool.main(argv_for(teachers, "semantic", "--output", str(root))
+                  + ["PSEUDO_LABELS.SEM_SEG_THRESH", str(other)])
+    changed = tmp_path / "changed.pth"
+    weights = torch.load(teachers["semantic"]["weights"], weights_only=False)
+    name = next(k for k in weights["model"] if k.startswith("heads.semantic."))
+    weights["model"][name] = weights["model"][name] + 1
+    torch.save(weights, changed)
+    with pytest.raises(ValueError, match=r"teacher weights: recorded .*, now .*changed.pth"):
+        tool.main(argv_for(teachers, "semantic", "--output", str(root))
+                  + ["MODEL.WEIGHTS", str(changed)])
+    with pytest.raises(ValueError, match=r"MODEL.SEMANTIC_HEAD.NUM_QUERIES: recorded 6, now 7"):
+        tool.main(argv_for(teachers, "semantic", "--output", str(root))
+                  + ["MODEL.SEMANTIC_HEAD.NUM_QUERIES", "7"])
+    # the same weights from another path are the same teacher: the labels are complete
+    moved = tmp_path / "moved.pth"
+    shutil.copy(teachers["semantic"]["weights"], moved)
+    capsys.readouterr()
+    assert tool.main(argv_for(teachers, "semantic", "--output", str(root))
+                     + ["MODEL.WEIGHTS", str(moved)]) == summary
+    assert "are complete" in capsys.readouterr().out
+
+
+def test_labels_without_a_teacher_record_are_refused(labeled, teachers, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(labeled["drivable"][0], root)
+    os.remove(identity_path(str(root), "drivable"))
+    with pytest.raises(ValueError, match="no record of their teacher"):
+        tool.main(argv_for(teachers, "drivable", "--output", str(root)))
+    tool.main(argv_for(teachers, "drivable", "--output", str(root), "--force"))
+    assert os.path.exists(identity_path(str(root), "drivable"))
+
+
+def test_a_root_with_every_label_but_no_summary_is_finished(labeled, teachers, tmp_path):
+    """A kill between the last label and the summary: the rerun labels nothing and finishes."""
+    root = tmp_path / "copy"
+    shutil.copytree(labeled["semantic"][0], root)
+    os.remove(summary_path(str(root), "semantic"))
+    assert tool.main(argv_for(teachers, "semantic", "--output", str(root))) == labeled[
+        "semantic"][1]
+
+
+@pytest.mark.slow
+def test_a_process_without_images_does_its_share_of_nothing(datasets_root, teachers, tmp_path):
+    result = run_tool(datasets_root, *argv_for(teachers, "drivable", "--output",
+                                               str(tmp_path / "out"), "--num-gpus", "2",
+                                               "--limit", "1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "process 1: labeled 0 images" in result.stdout
+    assert json.loads(open(summary_path(str(tmp_path / "out"), "drivable")).read())["images"] == 1
+
+
+def test_a_malformed_detection_part_is_named(datasets_root, teachers, tmp_path):
+    root = tmp_path / "pseudo"
+    killed = run_tool(datasets_root, *argv_for(teachers, "detection", "--output", str(root),
+                                               "--stop-after", "1"))
+    assert killed.returncode == 3, killed.stderr[-3000:]
+    (part,) = (root / ".parts" / "detection").glob("*.json")
+    part.write_text("{ not json")
+    with pytest.raises(ValueError, match=rf"{part}: unreadable detection part .*delete it"):
+        tool.main(argv_for(teachers, "detection", "--output", str(root)))
+    part.unlink()
+    assert tool.main(argv_for(teachers, "detection", "--output", str(root)))["images"] == len(
+        lacking("detection"))
+
+
 def test_an_unreadable_image_is_named(teachers, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")
@@ -380,7 +485,7 @@ def test_benchmark_times_each_process_of_the_generator(datasets_root, teachers, 
     task = "semantic"
     args = bench.parse_args(["--dataset", DATASET, "--output", str(tmp_path), "--num-gpus", "2",
                              "--teacher", f"{task}={TINY}:{teachers[task]['weights']}",
-                             "MODEL.TASKS", f"['{task}']"])
+                             *TEACHER_DATA, "MODEL.TASKS", f"['{task}']"])
     per_process, total = bench.throughput(*args.teacher[0], args)
     assert len(per_process) == 2 and min(per_process) > 0
     assert 0 < total <= sum(per_process) + 1e-9

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, subprocess_env
 from lv_adapter.data.sample import write_sample_bdd100k
 
 TINY = os.path.join(REPO, "configs", "quick_schedules")
@@ -40,11 +40,10 @@ def _write(folder, name, base, lines):
         f.write("\n".join([f'_BASE_: "{base}"', *common, *lines]) + "\n")
 
 
-def run_pipeline(root, out, configs):
-    env = {**os.environ, "DETECTRON2_DATASETS": str(root)}
+def run_pipeline(root, out, configs, *opts, sizes="semantic=3,detection=4,drivable=5"):
+    env = subprocess_env(DETECTRON2_DATASETS=str(root))
     cmd = [sys.executable, os.path.join(REPO, "tools", "pipeline.py"), "--root", str(root),
-           "--out", str(out), "--configs", str(configs),
-           "--split-sizes", "semantic=3,detection=4,drivable=5"]
+           "--out", str(out), "--configs", str(configs), "--split-sizes", sizes, *opts]
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
 
 
@@ -65,10 +64,11 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_failure(tmp_path):
     write_tiny_recipe(configs)  # the cause fixed: the same command continues
     second = run_pipeline(root, out, configs)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    stages = ["split", *(f"teacher_{t}" for t in TEST_SETS), *(f"pseudo_{t}" for t in TEST_SETS),
-              "zeroing_loss", "self_training"]
+    stages = ["split", *(f"teacher_{t}" for t in TEST_SETS), "zeroing_loss", "self_training"]
     for stage in stages:
         assert f"{stage}: complete, skipped" in second.stdout
+    for task in TEST_SETS:  # the labeling tool checked that its teacher wrote them
+        assert f"{task} pseudo labels in {pseudo} are complete" in second.stdout
     assert "lv_adapter: done" in second.stdout
 
     rows = {row["model"]: row for row in json.loads((out / "table.json").read_text())}
@@ -81,3 +81,22 @@ def test_pipeline_runs_every_stage_and_resumes_after_a_failure(tmp_path):
         assert row["iterations"] == 2
         assert None not in (row["det AP50"], row["sem mIoU"], row["drivable mIoU"]), row
     assert (out / "table.md").read_text().count("\n") == 2 + len(rows)
+
+
+@pytest.mark.slow
+def test_pipeline_refuses_a_split_or_pseudo_labels_it_did_not_make(tmp_path):
+    """Another --split-sizes on the same root, or new teachers (another --out) over pseudo labels
+    of the old ones: refused, naming what differs, instead of training on what is there."""
+    root, out, configs = tmp_path / "datasets", tmp_path / "out", tmp_path / "configs"
+    write_sample_bdd100k(str(root), num_images=40, width=128, height=72, seed=1)
+    write_tiny_recipe(configs, broken_student=True)
+    run_pipeline(root, out, configs)  # through the pseudo labels, then the broken student
+    other = run_pipeline(root, out, configs, sizes="semantic=2,detection=4,drivable=5")
+    assert other.returncode != 0
+    assert "was drawn with" in other.stderr and "'semantic': 2" in other.stderr
+    # the seed is fixed (tiny configs): the same recipe would train the same teachers again
+    new_teachers = run_pipeline(root, tmp_path / "out2", configs, "SOLVER.BASE_LR", "0.0002")
+    assert new_teachers.returncode != 0
+    assert "stage pseudo_detection failed" in new_teachers.stderr
+    assert "were written by another teacher" in new_teachers.stderr
+    assert "teacher weights: recorded" in new_teachers.stderr
