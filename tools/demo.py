@@ -16,7 +16,7 @@ import glob
 import os
 import sys
 
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
@@ -43,7 +43,8 @@ def describe_data(args):
     write_sample_bdd100k(args.root, args.num_images, args.width, args.height, seed=args.seed)
     print("== 2. what the sample holds")
     for name in ("bdd100k_multitask_train", "bdd100k_multitask_val"):
-        print(format_summary(name, summarize(DatasetCatalog.get(name))))
+        print(format_summary(name, summarize(DatasetCatalog.get(name),
+                                                  metadata=MetadataCatalog.get(name))))
     print("== 3. drawing ground truth")
     out = os.path.join(args.out, "ground_truth")
     paths = visualize_data.draw_ground_truth(

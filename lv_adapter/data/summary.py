@@ -4,33 +4,34 @@ import collections
 import numpy as np
 
 from lv_adapter.data.datasets.categories import (
-    DET_CLASSES,
     DETECTION,
     DRIVABLE,
-    DRIVABLE_CLASSES,
-    SEM_SEG_CLASSES,
     SEMANTIC,
     TASKS,
+    task_classes,
 )
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
 from lv_adapter.data.readers import read_label_mask
 
-_MASKS = {
-    SEMANTIC: ("sem_seg_file_name", SEM_SEG_CLASSES),
-    DRIVABLE: ("drivable_file_name", DRIVABLE_CLASSES),
-}
+_MASK_KEYS = {SEMANTIC: "sem_seg_file_name", DRIVABLE: "drivable_file_name"}
 
 
-def summarize(dicts, read_masks=True):
+def summarize(dicts, read_masks=True, metadata=None):
     """Count images per task, boxes per class and (optionally) pixel shares per mask class.
+
+    Args:
+        metadata: the dataset's metadata, whose classes name the label ids (None: BDD100K's).
 
     Returns:
         dict: ``images`` (total), ``labeled`` (task -> images, ground truth or pseudo),
         ``pseudo`` (task -> images with pseudo labels), ``task_sets`` (tuple of tasks ->
         images), ``boxes`` (class -> targets), ``ignore_boxes`` (class -> crowd/ignore regions),
-        ``pixels`` (task -> class -> fraction of labeled pixels; only when ``read_masks``).
+        ``pixels`` (task -> class -> fraction of labeled pixels; only when ``read_masks``),
+        ``classes`` (task -> class names).
     """
+    classes = {task: task_classes(metadata, task) for task in TASKS}
     out = {
+        "classes": classes,
         "images": len(dicts),
         "labeled": collections.Counter(),
         "pseudo": collections.Counter(),
@@ -46,14 +47,14 @@ def summarize(dicts, read_masks=True):
         out["pseudo"].update(d.get(PSEUDO_TASKS_KEY, ()))
         for anno in d.get("annotations", []):
             key = "ignore_boxes" if anno.get("iscrowd", 0) else "boxes"
-            out[key][DET_CLASSES[anno["category_id"]]] += 1
+            out[key][classes[DETECTION][anno["category_id"]]] += 1
     if read_masks:
-        out["pixels"] = {task: _pixel_shares(dicts, task) for task in _MASKS}
+        out["pixels"] = {task: _pixel_shares(dicts, task, classes[task]) for task in _MASK_KEYS}
     return out
 
 
-def _pixel_shares(dicts, task):
-    key, classes = _MASKS[task]
+def _pixel_shares(dicts, task, classes):
+    key = _MASK_KEYS[task]
     counts = np.zeros(256, dtype=np.int64)
     for d in dicts:
         if task in d.get("labeled_tasks", ()):
@@ -75,7 +76,8 @@ def format_summary(name, summary):
     sets = ", ".join(f"{'+'.join(t) or 'none'}: {n}" for t, n in combos)
     lines.append(f"  label combinations: {sets}")
     if summary["labeled"][DETECTION]:
-        boxes = ", ".join(f"{c} {summary['boxes'][c]}" for c in DET_CLASSES if summary["boxes"][c])
+        boxes = ", ".join(f"{c} {summary['boxes'][c]}" for c in summary["classes"][DETECTION]
+                          if summary["boxes"][c])
         ignore = sum(summary["ignore_boxes"].values())
         lines.append(f"  boxes: {boxes}; ignore regions: {ignore}")
     for task, shares in summary["pixels"].items():

@@ -113,7 +113,7 @@ def check_datasets(names, num_workers=0, progress=False):
         dicts = _load(name, problems)
         if dicts is None:
             continue
-        summary = summarize(dicts, read_masks=False)
+        summary = summarize(dicts, read_masks=False, metadata=MetadataCatalog.get(name))
         summaries[name] = format_summary(name, summary)
         for task in MetadataCatalog.get(name).get("tasks", ()):
             if not summary["labeled"][task]:

@@ -1,5 +1,6 @@
 """projects/NuImages: nuImages v1.0 tables -> dataset dicts and semantic masks, with the checks a
 bad table deserves, and the multi-task model with nuImages' classes through its train_net.py."""
+import collections
 import glob
 import json
 import os
@@ -11,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from detectron2.data import DatasetCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
 
 from conftest import REPO, subprocess_env
@@ -253,6 +254,12 @@ def test_check_dataset_reads_nuimages_masks_against_nuimages_classes(nuimages_ro
     done = run_tool(root, "check_dataset.py", "nuimages_train", "nuimages_val", *project)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "no problems found" in done.stdout
+    # boxes counted under nuImages' class names (the summary once indexed BDD100K's)
+    names = MetadataCatalog.get("nuimages_train").thing_classes
+    counts = collections.Counter(names[a["category_id"]] for d in DatasetCatalog.get(
+        "nuimages_train") for a in d["annotations"] if not a.get("iscrowd", 0))
+    line = next(x for x in done.stdout.splitlines() if x.strip().startswith("boxes:"))
+    assert counts and all(f"{name} {n}" in line for name, n in counts.items()), line
     # 13 is a BDD100K semantic class id but not a nuImages one (0..12).
     mask_path = DatasetCatalog.get("nuimages_val")[0]["sem_seg_file_name"].replace(
         nuimages_root, root)
