@@ -21,6 +21,7 @@ the ``bdd100k_<setting>_train_pseudo`` names are registered by
 """
 import collections
 import functools
+import json
 import logging
 import os
 
@@ -119,6 +120,7 @@ def load_pseudo_labels(pseudo_root, on_bad_sample=None):
     for task, path in pseudo_label_paths(pseudo_root).items():
         if _is_complete(pseudo_root, task, path):
             labels[task] = _read_task(task, path, handler) if os.path.exists(path) else {}
+            _check_count(pseudo_root, task, path, len(labels[task]))
     counts = ", ".join(f"{task} {len(labels[task])}" for task in labels) or "none"
     logger.info(f"Loaded pseudo labels from {pseudo_root}: images per task: {counts}")
     return labels
@@ -139,6 +141,23 @@ def _is_complete(pseudo_root, task, path):
         )
     logger.warning(f"no {task} pseudo labels under {pseudo_root} (neither {path} nor {summary})")
     return False
+
+
+def _check_count(pseudo_root, task, path, found):
+    """The summary counts the images its generation labeled: fewer files (some deleted, or
+    another root copied over part of this one) would train on a subset without a word."""
+    summary = summary_path(pseudo_root, task)
+    try:
+        with open(summary, encoding="utf-8") as f:
+            expected = json.load(f).get("images")
+    except (OSError, ValueError) as e:
+        raise BadSampleError(summary, f"unreadable pseudo-label summary ({e}); run {GENERATOR} "
+                                      "for this root again with --force") from None
+    if expected is not None and expected != found:  # (a summary written by hand may not say)
+        raise BadSampleError(
+            path, f"holds {task} pseudo labels of {found} images but {summary} counts "
+                  f"{expected}: the root was changed after its generation. Run {GENERATOR} "
+                  "for this root again with --force")
 
 
 def _read_task(task, path, handler):

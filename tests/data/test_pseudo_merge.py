@@ -72,8 +72,10 @@ def write_pseudo_root(pseudo_root, base_dicts, datasets_root):
                 shutil.copyfile(donor, os.path.join(paths[task], d["image_id"] + ".png"))
     frames.append(_scored_frame(GHOST, donor_labels))
     write_json(paths[DETECTION], frames)
+    counts = {DETECTION: len(frames), **{t: len(os.listdir(paths[t])) for t in (SEMANTIC,
+                                                                               DRIVABLE)}}
     for task in TASKS:
-        write_json(summary_path(pseudo_root, task), {"task": task})
+        write_json(summary_path(pseudo_root, task), {"task": task, "images": counts[task]})
     return donors
 
 
@@ -208,6 +210,18 @@ def test_training_a_task_whose_teacher_never_ran_is_refused_unless_optional(pseu
         train_net.main(train_args(tmp_path / "ok", *opts,
                                   "PSEUDO_LABELS.OPTIONAL_TASKS", "['drivable']"))
         assert (tmp_path / "ok" / "model_final.pth").is_file()
+
+
+def test_a_root_with_fewer_labels_than_its_summary_counts_is_refused(pseudo_root, tmp_path):
+    with registered_copy(pseudo_root[0], tmp_path) as (name, root):
+        folder = pseudo_label_paths(root)[SEMANTIC]
+        masks = sorted(os.listdir(folder))
+        os.remove(os.path.join(folder, masks[0]))
+        with pytest.raises(BadSampleError) as e:
+            train_net.main(train_args(tmp_path / "out", "DATASETS.TRAIN", f"('{name}',)"))
+    assert e.value.path == folder
+    assert (f"holds semantic pseudo labels of {len(masks) - 1} images but "
+            f"{summary_path(root, SEMANTIC)} counts {len(masks)}") in e.value.problem
 
 
 @pytest.mark.parametrize("content, problem", [
