@@ -96,3 +96,16 @@ def test_a_crash_while_dumping_leaves_no_file(monkeypatch, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         dump("--output", str(tmp_path / "text.pth"), *LV, "MODEL.WEIGHTS", "")
     assert not os.listdir(tmp_path)
+
+
+def test_bad_command_lines_are_refused_before_the_model_is_built(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(lv_adapter_module, "_build_task_prompts", refuse_to_build)
+    with pytest.raises(SystemExit):  # an option after the KEY VALUE pairs
+        dump(*LV, "--output", str(tmp_path / "x.pth"))
+    assert "--output comes after the KEY VALUE config pairs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=rf"--output {tmp_path} is a folder"):
+        dump("--output", str(tmp_path), *LV)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=rf"--output {blocker}/sub: {blocker} is a file"):
+        dump("--output", str(blocker / "sub" / "x.pth"), *LV)

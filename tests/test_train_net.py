@@ -223,6 +223,12 @@ def test_resume_removes_temporary_files_of_a_killed_save(trained, tmp_path):
      r"MODEL.SEMANTIC_HEAD.HIDDEN_DIM \(32\) must be a multiple of MODEL.SEMANTIC_HEAD.NHEADS"),
     (["PSEUDO_LABELS.SEM_SEG_THRESH", "nan"],
      r"PSEUDO_LABELS.SEM_SEG_THRESH is nan; it must be a number in \[0, 1\]"),
+    (["MODEL.ADAPTER.NAME", "NoSuchAdapter"],
+     r"MODEL.ADAPTER.NAME is 'NoSuchAdapter', which no imported module registers; registered: "
+     r"\[.*'IdentityAdapter', 'LVAdapter'\]"),
+    (["MODEL.ADAPTER.NAME", "LVAdapter", "MODEL.ADAPTER.TEXT_ENCODER.NAME", "Nope"],
+     r"MODEL.ADAPTER.TEXT_ENCODER.NAME is 'Nope', which no imported module registers; "
+     r"registered: \[.*'OpenCLIPTextEncoder'"),
 ])
 def test_bad_config_values_are_refused_naming_the_keys(tmp_path, opts, message):
     with pytest.raises(ValueError, match=message):

@@ -43,8 +43,8 @@ def describe_data(args):
     write_sample_bdd100k(args.root, args.num_images, args.width, args.height, seed=args.seed)
     print("== 2. what the sample holds")
     for name in ("bdd100k_multitask_train", "bdd100k_multitask_val"):
-        print(format_summary(name, summarize(DatasetCatalog.get(name),
-                                                  metadata=MetadataCatalog.get(name))))
+        summary = summarize(DatasetCatalog.get(name), metadata=MetadataCatalog.get(name))
+        print(format_summary(name, summary))
     print("== 3. drawing ground truth")
     out = os.path.join(args.out, "ground_truth")
     paths = visualize_data.draw_ground_truth(

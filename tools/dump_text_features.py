@@ -25,6 +25,7 @@ from lv_adapter.engine import SafeCheckpointer
 from lv_adapter.modeling.adapter import LVAdapter
 from lv_adapter.modeling.adapter.text_features import save_text_features
 from lv_adapter.projects import add_project_argument, import_projects
+from lv_adapter.utils.cli import check_opts_last, check_writable_file
 
 logger = logging.getLogger("lv_adapter.dump_text_features")
 
@@ -36,7 +37,9 @@ def parse_args(argv=None):
                         help="file to write (default: OUTPUT_DIR/text_features.pth)")
     add_project_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_opts_last(parser, args.opts)
+    return args
 
 
 def _plain(node):
@@ -69,6 +72,7 @@ def main(args):
     import_projects(args.project)
     cfg = build_config(args.config_file, args.opts)
     output = args.output or os.path.join(cfg.OUTPUT_DIR, "text_features.pth")
+    check_writable_file(output, "--output" if args.output else "OUTPUT_DIR")
     features = text_features_of(cfg)
     save_text_features(
         output, features,

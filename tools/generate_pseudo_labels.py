@@ -62,6 +62,7 @@ from lv_adapter.engine.pseudo_summary import (
     remove_stale_outputs,
     weak_label_warnings,
 )
+from lv_adapter.utils.cli import check_opts_last, check_writable_folder
 
 logger = logging.getLogger("lv_adapter.pseudo_labels")
 
@@ -85,6 +86,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.num_gpus < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--num-gpus and --limit must be >= 1")
+    check_opts_last(parser, args.opts)
     return args
 
 
@@ -129,6 +131,7 @@ def main(argv=None):
     _setup_logger()
     cfg = load_config(args)
     task, root = teacher_task(cfg), output_root(args)
+    check_writable_folder(root, "--output")
     records = select_records(args, task)
     if not records:
         print(f"nothing to do: every image of {args.dataset} is labeled for {task}")

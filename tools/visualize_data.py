@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--scale", type=float, default=1.0, help="drawing size / image size")
     add_project_argument(parser)
     args = parser.parse_args(argv)
+    if args.num < 1:  # a slice [:-2] would draw all but two
+        parser.error(f"--num must be >= 1, got {args.num}")
     import_projects(args.project)
     return args
 

@@ -19,6 +19,8 @@ all-reduces loss normalizers across processes exposes them as ``criterion.normal
 """
 from detectron2.utils.registry import Registry
 
+from lv_adapter.utils.registry import lookup
+
 __all__ = ["TASK_HEAD_REGISTRY", "build_task_head", "feature_shapes"]
 
 TASK_HEAD_REGISTRY = Registry("TASK_HEAD")
@@ -31,15 +33,7 @@ def build_task_head(cfg, input_shape, task):
     name = cfg.MODEL.HEADS.get(task.upper())
     if not name:
         raise ValueError(f"{key} is not set: name the head of the {task} task")
-    try:
-        cls = TASK_HEAD_REGISTRY.get(name)
-    except KeyError:
-        known = sorted(name for name, _ in TASK_HEAD_REGISTRY)
-        raise ValueError(
-            f"{key} is {name!r}, which no imported module registers; registered heads: {known} "
-            "(a project's heads are registered by importing its package, e.g. through its "
-            "train_net.py)"
-        ) from None
+    cls = lookup(TASK_HEAD_REGISTRY, name, key)
     if task not in cls.TASKS:
         raise ValueError(f"{key} is {name!r}, a head for {list(cls.TASKS)}, not for {task}")
     return cls(cfg, input_shape, task)

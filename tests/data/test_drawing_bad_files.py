@@ -54,3 +54,10 @@ def test_prediction_drawing_skips_an_unreadable_image_of_a_folder(sample_root, t
     assert "wrote 3 drawings" in captured.out and "skipped 1 unreadable images" in captured.out
     drawn = sorted(os.listdir(tmp_path / "out"))
     assert len(drawn) == 3 and os.path.basename(first)[:-4] + ".png" not in drawn
+
+
+@pytest.mark.parametrize("num", ["0", "-2"])
+def test_a_number_of_drawings_below_one_is_refused(num, capsys):
+    with pytest.raises(SystemExit):
+        visualize_data.parse_args(["--num", num])
+    assert f"--num must be >= 1, got {num}" in capsys.readouterr().err

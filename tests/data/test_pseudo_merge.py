@@ -72,8 +72,8 @@ def write_pseudo_root(pseudo_root, base_dicts, datasets_root):
                 shutil.copyfile(donor, os.path.join(paths[task], d["image_id"] + ".png"))
     frames.append(_scored_frame(GHOST, donor_labels))
     write_json(paths[DETECTION], frames)
-    counts = {DETECTION: len(frames), **{t: len(os.listdir(paths[t])) for t in (SEMANTIC,
-                                                                               DRIVABLE)}}
+    counts = {t: len(os.listdir(paths[t])) for t in (SEMANTIC, DRIVABLE)}
+    counts[DETECTION] = len(frames)
     for task in TASKS:
         write_json(summary_path(pseudo_root, task), {"task": task, "images": counts[task]})
     return donors

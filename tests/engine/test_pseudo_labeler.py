@@ -423,6 +423,17 @@ def test_a_malformed_detection_part_is_named(datasets_root, teachers, tmp_path):
         lacking("detection"))
 
 
+def test_an_output_that_cannot_be_written_or_a_late_option_is_refused_first(teachers, tmp_path,
+                                                                            capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=rf"--output {blocker}/root: {blocker} is a file"):
+        tool.main(argv_for(teachers, "semantic", "--output", str(blocker / "root")))
+    with pytest.raises(SystemExit):
+        tool.main(argv_for(teachers, "semantic") + ["--output", str(tmp_path / "out")])
+    assert "--output comes after the KEY VALUE config pairs" in capsys.readouterr().err
+
+
 def test_an_unreadable_image_is_named(teachers, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"not a jpeg")

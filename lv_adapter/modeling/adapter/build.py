@@ -7,6 +7,8 @@ in here through ``MODEL.ADAPTER.NAME``.
 from detectron2.utils.registry import Registry
 from torch import nn
 
+from lv_adapter.utils.registry import lookup
+
 ADAPTER_REGISTRY = Registry("ADAPTER")
 ADAPTER_REGISTRY.__doc__ = """
 Adapters between the FPN and the heads. Called as ``cls(cfg, input_shape, top_block=...)`` with
@@ -35,4 +37,5 @@ def build_adapter(cfg, input_shape, top_block=None):
         top_block (nn.Module or None): the FPN's ``top_block`` (it is not copied: the adapter
             calls the backbone's own module).
     """
-    return ADAPTER_REGISTRY.get(cfg.MODEL.ADAPTER.NAME)(cfg, input_shape, top_block=top_block)
+    adapter = lookup(ADAPTER_REGISTRY, cfg.MODEL.ADAPTER.NAME, "MODEL.ADAPTER.NAME")
+    return adapter(cfg, input_shape, top_block=top_block)

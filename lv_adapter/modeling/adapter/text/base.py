@@ -11,6 +11,8 @@ import torch
 from detectron2.utils.registry import Registry
 from torch import nn
 
+from lv_adapter.utils.registry import lookup
+
 TEXT_ENCODER_REGISTRY = Registry("TEXT_ENCODER")
 TEXT_ENCODER_REGISTRY.__doc__ = """
 Frozen text encoders of the LV-Adapter, named by ``MODEL.ADAPTER.TEXT_ENCODER.NAME`` and called as
@@ -164,4 +166,5 @@ def embedding_source(groups, token_embeddings):
 
 def build_text_encoder(cfg):
     """Build the text encoder named by ``cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME``."""
-    return TEXT_ENCODER_REGISTRY.get(cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME)(cfg)
+    name = cfg.MODEL.ADAPTER.TEXT_ENCODER.NAME
+    return lookup(TEXT_ENCODER_REGISTRY, name, "MODEL.ADAPTER.TEXT_ENCODER.NAME")(cfg)

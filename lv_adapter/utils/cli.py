@@ -1,0 +1,32 @@
+"""Command-line checks the tools share, made before any model is built or file written."""
+import os
+
+__all__ = ["check_opts_last", "check_writable_file", "check_writable_folder"]
+
+
+def check_opts_last(parser, opts):
+    """Refuse an option after the ``KEY VALUE`` config pairs: argparse hands everything after
+    the first pair to them, so ``--output x`` would be read as a config key and value."""
+    options = [item for item in opts if isinstance(item, str) and item.startswith("--")]
+    if options:
+        parser.error(f"{options[0]} comes after the KEY VALUE config pairs; put the tool's "
+                     "options before them")
+
+
+def check_writable_file(path, option):
+    """Refuse an output file that cannot be written, naming ``option``: a folder, or a folder
+    that cannot be created or written (better now than after the model has run)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path} is a folder; give a file name")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), option)
+
+
+def check_writable_folder(folder, option):
+    """Refuse a folder that is a file, or that cannot be created or written."""
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{option} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {folder}: {existing} is not writable")
