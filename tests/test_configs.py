@@ -105,10 +105,10 @@ def test_table2_pairs_differ_only_by_the_adapt_stage():
 
 
 def test_table4_switches():
-    """Rows 1-5: (adapter, adapt stage, V2L, L2V)."""
+    """Rows 1-5: (adapter, adapt stage, V2L, L2V), all on the same data."""
     rows = {
-        "configs/bdd100k/table2/clip_R50_pf.yaml": ("IdentityAdapter", False, None, None),
-        "configs/bdd100k/table2/clip_R50_paf.yaml": ("IdentityAdapter", True, None, None),
+        "configs/bdd100k/table4/row1_pf.yaml": ("IdentityAdapter", False, None, None),
+        "configs/bdd100k/table4/row2_paf.yaml": ("IdentityAdapter", True, None, None),
         "configs/bdd100k/table4/row3_prompts.yaml": ("LVAdapter", True, False, False),
         "configs/bdd100k/table4/row4_prompts_v2l.yaml": ("LVAdapter", True, True, False),
         "configs/bdd100k/lv_adapter/lv_adapter_R50.yaml": ("LVAdapter", True, False, True),
@@ -120,6 +120,89 @@ def test_table4_switches():
         assert (node.NAME, cfg.SOLVER.ADAPT_ITERS > 0) == (adapter, adapt)
         if adapter == "LVAdapter":
             assert (node.V2L.ENABLED, node.L2V.ENABLED, node.PROMPT.MODE) == (v2l, l2v, "learned")
+        assert cfg.DATASETS.TRAIN == ("bdd100k_disjoint_normal_train_pseudo",), path
+
+
+def flat(cfg, prefix=""):
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def differing_keys(path_a, path_b):
+    a, b = flat(load_config(path_a)), flat(load_config(path_b))
+    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"OUTPUT_DIR"}
+
+
+def test_table4_rows_1_2_are_table2s_clip_rows_on_table4s_data():
+    for row, table2 in (("row1_pf", "clip_R50_pf"), ("row2_paf", "clip_R50_paf")):
+        assert differing_keys(f"configs/bdd100k/table4/{row}.yaml",
+                              f"configs/bdd100k/table2/{table2}.yaml") == {"DATASETS.TRAIN"}
+    for path in glob.glob(os.path.join(ROOT, "configs/bdd100k/table5/*.yaml")):
+        # table 5's rows differ from its "1 / 35" row (table 4, row 2) in the schedule only
+        assert differing_keys(os.path.relpath(path, ROOT), "configs/bdd100k/table4/row2_paf.yaml") \
+            <= {"SOLVER.ADAPT_ITERS", "SOLVER.MAX_ITER"}, path
+
+
+def test_table10_rows_differ_from_their_baselines_by_the_adapter_only():
+    for task in ("detection", "semantic", "drivable"):
+        keys = differing_keys(f"configs/bdd100k/table10/teacher_{task}_lv_adapter_R50.yaml",
+                              f"configs/bdd100k/teachers/teacher_{task}_R50_disjoint_balance.yaml")
+        assert keys and all(k.startswith("MODEL.ADAPTER.") or k == "SOLVER.ADAPT_ITERS"
+                            for k in keys), keys
+        cfg = load_config(f"configs/bdd100k/table10/teacher_{task}_lv_adapter_R50.yaml")
+        assert cfg.SOLVER.ADAPT_ITERS == 438  # one epoch of Disjoint-balance's 7,000 images
+
+
+# Images of each task's training data: BDD100K's train splits (Full), the Disjoint settings.
+TEACHER_IMAGES = {
+    "full": {"detection": 70000, "semantic": 7000, "drivable": 70000},
+    "disjoint_normal": {"detection": 10000, "semantic": 7000, "drivable": 20000},
+    "disjoint_balance": {"detection": 7000, "semantic": 7000, "drivable": 7000},
+}
+FULL_SETS = {"detection": "bdd100k_det_train", "semantic": "bdd100k_sem_seg_train",
+             "drivable": "bdd100k_drivable_train"}
+
+
+@pytest.mark.parametrize("task", ["detection", "semantic", "drivable"])
+def test_each_settings_teacher_trains_on_its_images_for_the_full_teachers_epochs(task):
+    def teacher(setting):
+        return load_config(f"configs/bdd100k/teachers/teacher_{task}_R50_{setting}.yaml")
+
+    full = teacher("full")
+    assert full.DATASETS.TRAIN == (FULL_SETS[task],) and full.MODEL.TASKS == [task]
+    epochs = full.SOLVER.MAX_ITER * full.SOLVER.IMS_PER_BATCH / TEACHER_IMAGES["full"][task]
+    for setting in ("disjoint_normal", "disjoint_balance"):
+        cfg = teacher(setting)
+        images = TEACHER_IMAGES[setting][task]
+        assert cfg.DATASETS.TRAIN == (f"bdd100k_{setting}_train",)
+        assert cfg.DATALOADER.TASK_STRATEGY == "uniform"  # batches of the task's images only
+        assert abs(cfg.SOLVER.MAX_ITER - epochs * images / cfg.SOLVER.IMS_PER_BATCH) <= 0.5
+        if cfg.SOLVER.LR_SCHEDULER_NAME == "WarmupMultiStepLR":  # the poly schedule has none
+            scale = images / TEACHER_IMAGES["full"][task]
+            assert all(abs(s - f * scale) <= 0.5
+                       for s, f in zip(cfg.SOLVER.STEPS, full.SOLVER.STEPS))
+        keys = differing_keys(f"configs/bdd100k/teachers/teacher_{task}_R50_{setting}.yaml",
+                              f"configs/bdd100k/teachers/teacher_{task}_R50_full.yaml")
+        assert keys <= {"DATASETS.TRAIN", "DATALOADER.TASK_STRATEGY", "SOLVER.MAX_ITER",
+                        "SOLVER.STEPS"}, keys
+    # the pipeline's BDD100K teachers are the Disjoint-normal ones
+    assert differing_keys(f"configs/bdd100k/pipeline/teacher_{task}.yaml",
+                          f"configs/bdd100k/teachers/teacher_{task}_R50_disjoint_normal.yaml") \
+        == set()
+
+
+def test_simclr_takes_inputs_in_0_1_without_normalization():
+    for path in ("configs/bdd100k/table2/simclr_R50_pf.yaml",
+                 "configs/bdd100k/table2/simclr_R50_paf.yaml"):
+        cfg = load_config(path)
+        assert (cfg.MODEL.PIXEL_MEAN, cfg.MODEL.PIXEL_STD) == ([0.0] * 3, [255.0] * 3)
+    moco = load_config("configs/bdd100k/table2/moco_v2_R50_pf.yaml")
+    assert moco.MODEL.PIXEL_STD == [58.395, 57.120, 57.375]  # torchvision's, as trained
 
 
 def test_openai_clip_weights_get_the_activation_they_were_trained_with():

@@ -47,9 +47,9 @@ from lv_adapter.modeling.segmentation import PIXEL_DECODERS, UPSAMPLE_ORDERS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {  # name -> config under configs/
     "multi-task R50": "bdd100k/multitask_R50.yaml",
-    "teacher detection R50": "bdd100k/teacher_detection_R50.yaml",
-    "teacher semantic R50": "bdd100k/teacher_semantic_R50.yaml",
-    "teacher drivable R50": "bdd100k/teacher_drivable_R50.yaml",
+    "teacher detection R50": "bdd100k/teachers/teacher_detection_R50_full.yaml",
+    "teacher semantic R50": "bdd100k/teachers/teacher_semantic_R50_full.yaml",
+    "teacher drivable R50": "bdd100k/teachers/teacher_drivable_R50_full.yaml",
 }
 SIZE = (1280, 720)  # (width, height) of the paper's images
 
