@@ -6,10 +6,12 @@ The text encoder of the LV-Adapter and the CLIP image-trunk backbone both load C
 import logging
 import os
 
+from lv_adapter.modeling.hub_weights import check_hub_weights
+
 logger = logging.getLogger(__name__)
 
 
-def create_clip_model(name, weights):
+def create_clip_model(name, weights, key="MODEL.CLIP.WEIGHTS"):
     """Build open_clip model ``name`` (e.g. ``"RN50"``) on the CPU, in fp32.
 
     Args:
@@ -17,6 +19,11 @@ def create_clip_model(name, weights):
         weights (str): an open_clip pretrained tag such as ``"openai"`` (downloaded from the model
             hub, so it needs one), a path to a local checkpoint file, or ``""`` for random weights
             (tests, or training from scratch).
+        key (str): the config key that named ``weights``, for the errors.
+
+    Raises:
+        HubUnreachableError: ``weights`` is a tag whose file is not cached and the hub cannot be
+            reached (within seconds, not after the hub client's minute of retries).
 
     Returns:
         open_clip.model.CLIP (or CustomTextCLIP)
@@ -30,12 +37,14 @@ def create_clip_model(name, weights):
         )
     if weights and (os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))):
         if not os.path.isfile(weights):
-            raise FileNotFoundError(f"CLIP weights file {weights} does not exist")
+            raise FileNotFoundError(f"{key}: CLIP weights file {weights} does not exist")
     elif weights and weights not in open_clip.list_pretrained_tags_by_model(name):
         raise ValueError(
-            f"{weights!r} is neither a file nor a pretrained tag of open_clip model {name!r} "
-            f"(tags: {open_clip.list_pretrained_tags_by_model(name)})"
+            f"{key}: {weights!r} is neither a file nor a pretrained tag of open_clip model "
+            f"{name!r} (tags: {open_clip.list_pretrained_tags_by_model(name)})"
         )
+    elif weights:
+        check_hub_weights(key, name, weights, open_clip.get_pretrained_cfg(name, weights))
     logger.info(f"Building open_clip {name} with weights {weights or '(random)'}")
     return open_clip.create_model(
         name, pretrained=weights or None, require_pretrained=bool(weights)

@@ -280,7 +280,7 @@ class OpenCLIPTextEncoder(FrozenTextEncoder):
         """
         super().__init__()
         with _seeded(RANDOM_TOWER_SEED):
-            clip = create_clip_model(model_name, weights)
+            clip = create_clip_model(model_name, weights, "MODEL.ADAPTER.TEXT_ENCODER.WEIGHTS")
         # Only the text tower is kept; the image tower is freed with ``clip``.
         self._set_tower(CLIPTextTower(clip, model_name))
         self._tokenizer = create_clip_tokenizer(model_name)
