@@ -7,7 +7,7 @@ DEMO_OUT ?= demo_output
 DEMO_CONFIG ?= configs/sample/lv_adapter_R18.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup setup-d2main demo pipeline test test-d2main test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
+.PHONY: setup setup-d2main demo pipeline test test-d2main test-seeds test-reversed test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
 
 setup:
 	bash tools/setup_env.sh $(VENV)
@@ -41,6 +41,20 @@ setup-d2main:
 
 test-d2main: setup-d2main
 	PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m pytest $(PYTEST_ARGS)
+
+# Determinism probes (tests/conftest.py): the suite under other seeds, and in reversed order, on
+# both detectron2 versions. Each run is a whole suite (~10 min on 2 cores).
+SEEDS ?= 1 2 3 4 5
+test-seeds: setup setup-d2main
+	for seed in $(SEEDS); do \
+		$(PY) -m pytest -q --seed $$seed $(PYTEST_ARGS) || exit 1; \
+		PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH} \
+			$(PY) -m pytest -q --seed $$seed $(PYTEST_ARGS) || exit 1; \
+	done
+
+test-reversed: setup setup-d2main
+	$(PY) -m pytest -q --reverse $(PYTEST_ARGS)
+	PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m pytest -q --reverse $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
