@@ -1,7 +1,9 @@
 """Every shipped config is listed in configs/README.md, merges, and builds its model."""
 import glob
+import json
 import os
 import re
+import sys
 
 import pytest
 from detectron2.modeling import build_model
@@ -17,10 +19,13 @@ NO_DOWNLOADS = ["MODEL.WEIGHTS", "", "MODEL.CLIP.WEIGHTS", "",
 PACKAGED = ["MODEL.WEIGHTS", "", "MODEL.CLIP.WEIGHTS", ""]
 
 
+NOT_CONFIGS = {"configs/tables.yaml"}  # the tables' rows, not a config
+
+
 def listed_configs(text):
     """Config paths named in ``text`` (configs/README.md), in order, without repeats."""
     found = re.findall(r"`(configs/[\w./-]+\.yaml)`", text)
-    return list(dict.fromkeys(found))
+    return [path for path in dict.fromkeys(found) if path not in NOT_CONFIGS]
 
 
 def read_readme():
@@ -47,6 +52,7 @@ def overrides(cfg_path):
 def test_readme_lists_every_config_file_and_nothing_else():
     on_disk = {os.path.relpath(p, ROOT) for p in
                glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True)}
+    on_disk -= NOT_CONFIGS
     assert len(on_disk) >= 40
     assert set(LISTED) - on_disk == set(), "configs/README.md names files that do not exist"
     assert on_disk - set(LISTED) == set(), "config files missing from configs/README.md"
@@ -136,6 +142,60 @@ def flat(cfg, prefix=""):
 def differing_keys(path_a, path_b):
     a, b = flat(load_config(path_a)), flat(load_config(path_b))
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"OUTPUT_DIR"}
+
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import configs_readme  # noqa: E402
+
+TABLES = configs_readme.read_tables()
+TABLE_ROWS = [(name, row) for name, table in TABLES.items() for row in table["rows"]]
+
+
+def test_configs_readme_is_generated_from_the_tables():
+    assert read_readme() == configs_readme.generated(), \
+        "configs/README.md is out of date: run python tools/configs_readme.py"
+    assert configs_readme.main(["--check"]) == 0
+
+
+def test_the_table_renderer_shows_fields_and_config_values():
+    table = {"columns": [["#", "row"], ["data", "DATASETS.TRAIN"], ["x", "X.Y"], ["c", "config"]],
+             "rows": [{"row": "1", "config": "configs/a.yaml",
+                       "keys": {"DATASETS.TRAIN": ["a", "b"]}}]}
+    assert configs_readme.render_table(table).splitlines() == [
+        "| # | data | x | c |", "| --- | --- | --- | --- |",
+        "| 1 | `a, b` | - | `configs/a.yaml` |"]
+
+
+@pytest.mark.parametrize("table, row", TABLE_ROWS,
+                         ids=[f"{t}:{r['config']}" for t, r in TABLE_ROWS])
+def test_each_table_row_has_the_keys_that_define_it(table, row):
+    cfg = flat(load_config(row["config"]))
+    for key, value in row.get("keys", {}).items():
+        assert key in cfg, f"{table}: {key} is not a config key"
+        assert json.loads(json.dumps(cfg[key])) == value, (table, row["config"], key)
+
+
+def _named(table, row):
+    return set(row.get("keys", {})), tuple(table.get("also", ())) + tuple(row.get("also", ()))
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_rows_of_a_table_differ_only_in_the_keys_they_name(name):
+    table = TABLES[name]
+    rows = table["rows"]
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if a.get("group") != b.get("group") or a["config"] == b["config"]:
+                continue
+            keys_a, also_a = _named(table, a)
+            keys_b, also_b = _named(table, b)
+            unnamed = {k for k in differing_keys(a["config"], b["config"])
+                       if k not in keys_a | keys_b and not k.startswith(also_a + also_b)}
+            assert not unnamed, f"{name}: {a['config']} and {b['config']} also differ in {unnamed}"
+
+
+def test_every_table_row_is_a_listed_config():
+    assert {row["config"] for _, row in TABLE_ROWS} <= set(LISTED)
 
 
 def test_table4_rows_1_2_are_table2s_clip_rows_on_table4s_data():
