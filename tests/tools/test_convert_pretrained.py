@@ -115,3 +115,19 @@ def test_ambiguous_incomplete_and_unsafe_checkpoints_are_refused(resnet50, tmp_p
     assert not os.path.exists(tmp_path / "converted.pth")
     with pytest.raises(ValueError, match="--trust-pickle"):
         convert(tmp_path, {"args": torch.nn.Identity(), **resnet50.state_dict()})
+
+
+@pytest.mark.parametrize("trust", [[], ["--trust-pickle"]])
+def test_truncated_and_non_checkpoint_inputs_are_named(resnet50, tmp_path, trust):
+    source, output = tmp_path / "release.pth.tar", tmp_path / "converted.pth"
+    torch.save(resnet50.state_dict(), source)
+    data = source.read_bytes()
+    source.write_bytes(data[: len(data) // 2])  # a download cut short
+    with pytest.raises(ValueError, match=rf"{source} is not a complete PyTorch checkpoint "
+                                         r"\(truncated or damaged"):
+        convert_pretrained.main(convert_pretrained.parse_args([str(source), str(output), *trust]))
+    source.write_text("<html>404 Not Found</html>")  # what a failed download may leave
+    with pytest.raises(ValueError, match=rf"{source} is not a PyTorch checkpoint \(it begins "
+                                         r"with b'<htm'"):
+        convert_pretrained.main(convert_pretrained.parse_args([str(source), str(output), *trust]))
+    assert not os.path.exists(output)

@@ -198,7 +198,12 @@ def load_text_features(path, class_counts):
             f"{FILE_KEY}: {path} is not a text features file (write one with "
             "tools/dump_text_features.py)"
         )
-    features = data["features"]
+    features = data.get("features")
+    if not isinstance(features, dict) or not all(
+            isinstance(f, torch.Tensor) and f.dim() == 2 for f in features.values()):
+        raise ValueError(f"{FILE_KEY}: {path} has no 'features' entry of task -> [classes, dim] "
+                         "tensors (a damaged or hand-made file; dump it again with "
+                         "tools/dump_text_features.py)")
     _check_counts(features, class_counts, f"{FILE_KEY} {path}")
     dims = {t: int(features[t].shape[1]) for t in class_counts}
     if len(set(dims.values())) != 1:

@@ -53,13 +53,24 @@ def load_checkpoint(path, trust_pickle=False):
     """``torch.load`` a checkpoint on the CPU; arbitrary pickled objects only if trusted."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    # torch.save writes a zip archive ("PK"); older releases a pickle (protocol byte 0x80)
+    if not (head.startswith(b"PK") or head.startswith(b"\x80")):
+        raise ValueError(f"{path} is not a PyTorch checkpoint (it begins with {head!r}, not a zip "
+                         "archive or a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:  # what weights_only raises for other objects
+        if trust_pickle:
+            raise ValueError(f"{path} cannot be unpickled ({e}): a damaged checkpoint?") from e
         raise ValueError(
             f"{path} holds objects other than tensors and plain containers ({e}); if you trust "
             "the file, load it with trust_pickle=True (tools/convert_pretrained.py --trust-pickle)"
         ) from e
+    except (RuntimeError, EOFError) as e:  # the zip reader's errors name no file
+        raise ValueError(f"{path} is not a complete PyTorch checkpoint (truncated or damaged: "
+                         f"{e})") from e
 
 
 def _flatten(tree, prefix=""):

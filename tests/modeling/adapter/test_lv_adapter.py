@@ -215,6 +215,12 @@ def test_missing_or_foreign_features_file_is_refused(tmp_path):
     torch.save({"model": {"w": torch.zeros(2)}}, foreign)
     with pytest.raises(ValueError, match=f"{foreign} is not a text features file"):
         build_model(lv_cfg("MODEL.ADAPTER.TEXT_FEATURES_FILE", foreign))
+    damaged = tmp_path / "damaged.pth"
+    data = torch.load(features_file(tmp_path / "whole.pth"), weights_only=True)
+    del data["features"]
+    torch.save(data, damaged)
+    with pytest.raises(ValueError, match=f"{damaged} has no 'features' entry"):
+        build_model(lv_cfg("MODEL.ADAPTER.TEXT_FEATURES_FILE", str(damaged)))
 
 
 def test_live_checkpoint_loads_into_a_features_file_model(fake_prompts, batch, tmp_path, caplog):
