@@ -126,6 +126,19 @@ class SafeCheckpointer(DetectionCheckpointer):
         except Exception as e:  # torch.load raises several types for a damaged file
             raise UnreadableCheckpointError(filename, e) from e
 
+    def _text_features_hint(self, incorrect_shapes):
+        """Where the text projection does not fit and the model reads a text-features file, the
+        file is the likelier culprit (dumped from another text encoder) than the checkpoint."""
+        text = getattr(getattr(self.model, "adapter", None), "text", None)
+        path = getattr(text, "path", None)
+        if path is None or not any(key.startswith("adapter.text_proj")
+                                   for key, _, _ in incorrect_shapes):
+            return ""
+        return (f"\nThe text projection takes the text features of MODEL.ADAPTER."
+                f"TEXT_FEATURES_FILE {path}, {text.output_dim} wide: the checkpoint's text "
+                "encoder gave features of another width, so the file was dumped from another "
+                "text encoder than the one this checkpoint trained with")
+
     def _load_model(self, checkpoint):
         incompatible = super()._load_model(checkpoint)
         if incompatible is None:
@@ -137,7 +150,7 @@ class SafeCheckpointer(DetectionCheckpointer):
             )
             raise ValueError(
                 f"{self._loading}: checkpoint does not fit the model built from the config:\n"
-                f"{rows}"
+                f"{rows}{self._text_features_hint(incompatible.incorrect_shapes)}"
             )
         if self.strict and incompatible.missing_keys:
             keys = incompatible.missing_keys

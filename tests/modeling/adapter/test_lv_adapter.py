@@ -223,6 +223,17 @@ def test_missing_or_foreign_features_file_is_refused(tmp_path):
         build_model(lv_cfg("MODEL.ADAPTER.TEXT_FEATURES_FILE", str(damaged)))
 
 
+def test_a_features_file_of_another_width_is_named_when_the_checkpoint_loads(
+        fake_prompts, tmp_path):
+    live = build_model(lv_cfg())
+    SafeCheckpointer(live, save_dir=str(tmp_path)).save("live")
+    path = features_file(tmp_path / "wide.pth", dim=24)  # the live encoder's are 16 wide
+    model = build_model(lv_cfg("MODEL.ADAPTER.TEXT_FEATURES_FILE", path))
+    with pytest.raises(ValueError, match=rf"(?s)adapter.text_proj.*TEXT_FEATURES_FILE {path}, "
+                                         r"24 wide: .*dumped from another text encoder"):
+        SafeCheckpointer(model).load(str(tmp_path / "live.pth"))
+
+
 def test_live_checkpoint_loads_into_a_features_file_model(fake_prompts, batch, tmp_path, caplog):
     """Same predictions; the prompt tensors are dropped with one info line, no key warnings."""
     torch.manual_seed(0)
