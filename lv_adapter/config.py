@@ -50,6 +50,17 @@ def build_config(config_file, opts=()):
     return cfg
 
 
+def flat_config(node, prefix=""):
+    """A config as ``{"MODEL.WEIGHTS": value, ...}``: every leaf key under its full name."""
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict):  # CfgNode is a dict
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _seed_from_environment():
     value = os.environ[SEED_VARIABLE]
     try:

@@ -9,6 +9,7 @@ import pytest
 from detectron2.modeling import build_model
 
 from lv_adapter import build_config
+from lv_adapter.config import flat_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "configs", "README.md")
@@ -129,18 +130,8 @@ def test_table4_switches():
         assert cfg.DATASETS.TRAIN == ("bdd100k_disjoint_normal_train_pseudo",), path
 
 
-def flat(cfg, prefix=""):
-    out = {}
-    for key, value in cfg.items():
-        if isinstance(value, dict):
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def differing_keys(path_a, path_b):
-    a, b = flat(load_config(path_a)), flat(load_config(path_b))
+    a, b = flat_config(load_config(path_a)), flat_config(load_config(path_b))
     return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"OUTPUT_DIR"}
 
 
@@ -169,7 +160,7 @@ def test_the_table_renderer_shows_fields_and_config_values():
 @pytest.mark.parametrize("table, row", TABLE_ROWS,
                          ids=[f"{t}:{r['config']}" for t, r in TABLE_ROWS])
 def test_each_table_row_has_the_keys_that_define_it(table, row):
-    cfg = flat(load_config(row["config"]))
+    cfg = flat_config(load_config(row["config"]))
     for key, value in row.get("keys", {}).items():
         assert key in cfg, f"{table}: {key} is not a config key"
         assert json.loads(json.dumps(cfg[key])) == value, (table, row["config"], key)

@@ -17,9 +17,9 @@ import json
 import os
 
 import yaml
-from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 
+from lv_adapter.config import flat_config
 from lv_adapter.data.datasets.categories import TASKS
 from lv_adapter.engine.pseudo_labeler import THRESHOLD_KEYS
 from lv_adapter.utils.io import write_json
@@ -72,19 +72,9 @@ def _sha256(path):
 
 def _identity_keys(cfg, task):
     threshold = f"PSEUDO_LABELS.{THRESHOLD_KEYS[task]}"
-    flat = {k: v for k, v in _flatten(cfg).items() if k == threshold or (
+    flat = {k: v for k, v in flat_config(cfg).items() if k == threshold or (
         k.startswith(_IDENTITY_PREFIXES) and not k.startswith(_NOT_IDENTITY))}
     return json.loads(json.dumps(flat))  # tuples as lists, as they come back from the file
-
-
-def _flatten(node, prefix=""):
-    flat = {}
-    for key, value in node.items():
-        if isinstance(value, CfgNode):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def check_same_teacher(root, identity, has_labels):
