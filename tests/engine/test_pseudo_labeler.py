@@ -3,6 +3,7 @@ loader, resume after a kill to the same bytes, split over processes, and clear e
 import filecmp
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from lv_adapter.data.pseudo_labels import pseudo_label_paths, summary_path
 from lv_adapter.data.readers import read_image, read_label_mask
 from lv_adapter.data.splits import make_split, save_split
 from lv_adapter.engine.predictor import Predictor
-from lv_adapter.engine.pseudo_provenance import identity_path
+from lv_adapter.engine.pseudo_provenance import check_same_teacher, identity_path
 from lv_adapter.engine.pseudo_labeler import confident_labels
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -207,13 +208,20 @@ def test_only_images_lacking_the_task_are_labeled(labeled):
 
 
 def same_files(a, b):
-    """Relative paths under ``a`` and ``b`` and whether every file has the same bytes."""
+    """Relative paths under ``a`` and ``b`` and whether every file has the same bytes; the
+    teacher records must name the same teacher (their bytes may differ: a process that imported
+    a project, as this one may have, records the project's config keys too)."""
     def files(root):
         return sorted(os.path.relpath(os.path.join(d, n), root)
                       for d, _, names in os.walk(root) for n in names)
     names = files(a)
     assert names == files(b)
-    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    records = [n for n in names if re.fullmatch(r"teacher_\w+\.json", n)]
+    for name in records:
+        with open(os.path.join(a, name)) as f:
+            check_same_teacher(b, json.load(f), has_labels=True)  # raises on another teacher
+    _, mismatch, errors = filecmp.cmpfiles(a, b, [n for n in names if n not in records],
+                                           shallow=False)
     return mismatch + errors
 
 

@@ -15,7 +15,7 @@ from lv_adapter import build_config
 from lv_adapter.modeling.meta_arch.multitask import TASKS
 
 PROJECT = os.path.join(REPO, "projects", "ConvHeads")
-sys.path.insert(0, PROJECT)
+sys.path.append(PROJECT)  # after the repository: "train_net" stays the root one
 from conv_heads import FCOSDetectionHead, SemanticFPNHead, dense_targets  # noqa: E402
 
 TINY = os.path.join(PROJECT, "configs", "quick_schedules", "conv_seg_tiny.yaml")

@@ -24,7 +24,7 @@ from lv_adapter.data.scenes.canvas import SEM
 from lv_adapter.modeling.adapter.prompts import build_task_prompts
 
 PROJECT = os.path.join(REPO, "projects", "NuImages")
-sys.path.insert(0, PROJECT)
+sys.path.append(PROJECT)  # after the repository: "train_net" stays the root one
 from lv_nuimages.categories import DET_CLASSES, SEM_CLASSES  # noqa: E402
 from lv_nuimages.masks import decode_mask, encode_mask, write_semantic_masks  # noqa: E402
 from lv_nuimages.nuimages import frames, load_nuimages  # noqa: E402
