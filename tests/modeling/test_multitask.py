@@ -128,8 +128,9 @@ def test_heads_are_chosen_per_task_by_name():
     model = build_model(tiny_cfg())
     assert {t: type(h).__name__ for t, h in model.heads.items()} == {
         "detection": "SparseRCNNHead", "semantic": "MaskFormerHead", "drivable": "MaskFormerHead"}
-    with pytest.raises(ValueError, match=r"MODEL.HEADS.SEMANTIC is 'NoSuchHead'.*registered "
-                                         r"heads: \[.*'MaskFormerHead', .*'SparseRCNNHead'"):
+    with pytest.raises(ValueError, match=r"MODEL.HEADS.SEMANTIC is 'NoSuchHead', which no "
+                                         r"imported module registers; registered: "
+                                         r"\[.*'MaskFormerHead', .*'SparseRCNNHead'"):
         build_model(tiny_cfg(**{"MODEL.HEADS.SEMANTIC": "NoSuchHead"}))
     with pytest.raises(ValueError, match=r"MODEL.HEADS.DRIVABLE is 'SparseRCNNHead', a head for "
                                          r"\['detection'\], not for drivable"):

@@ -241,5 +241,7 @@ def test_hf_weights_must_be_a_folder(tmp_path):
 
 def test_registry_builds_by_name(clip_encoder):
     assert isinstance(clip_encoder, OpenCLIPTextEncoder) and clip_encoder.output_dim == 1024
-    with pytest.raises(KeyError, match="NoSuchEncoder"):
+    with pytest.raises(ValueError, match=r"MODEL.ADAPTER.TEXT_ENCODER.NAME is 'NoSuchEncoder', "
+                                         r"which no imported module registers; registered: "
+                                         r"\[.*'OpenCLIPTextEncoder'"):
         build_text_encoder(text_encoder_cfg("NoSuchEncoder"))
