@@ -6,6 +6,9 @@ DEMO_OUT ?= demo_output
 # What `make demo` trains (tools/demo.py's default) and `make toolkit-parity` evaluates.
 DEMO_CONFIG ?= configs/sample/lv_adapter_R18.yaml
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist; one per core of the CI machine). A module stays in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: setup setup-d2main demo pipeline test test-d2main test-seeds test-reversed test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
 
@@ -28,36 +31,39 @@ pipeline: setup
 		--out $(PIPELINE_OUT)
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # detectron2's main branch (what GPU users install from git), built without C++ ops from the
 # vendored tarball beside the clone into the folder D2MAIN_DIR alone (a few MB, where a second
-# venv would take ~6 GB); the same suite runs with that folder first on PYTHONPATH.
+# venv would take ~6 GB); the same suite runs with that folder first on PYTHONPATH, but for the
+# tests marked `measurement` (setup.cfg): learning, speed and the whole pipeline, measured once,
+# with detectron2 calls that the faster tests make on both versions.
 D2MAIN_DIR ?= .d2main
 D2MAIN_SOURCE ?= ../shared/vendor/detectron2-main-02b5c4e.tar.gz
 
 setup-d2main:
 	D2_SOURCE=$(D2MAIN_SOURCE) D2_TARGET=$(D2MAIN_DIR) bash tools/setup_env.sh $(VENV)
 
+D2MAIN_PATH = PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH}
+
 test-d2main: setup-d2main
-	PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m pytest $(PYTEST_ARGS)
+	$(D2MAIN_PATH) $(PYTEST) -m "not measurement" $(PYTEST_ARGS)
 
 # Determinism probes (tests/conftest.py): the suite under other seeds, and in reversed order, on
 # both detectron2 versions. Each run is a whole suite (~10 min on 2 cores).
 SEEDS ?= 1 2 3 4 5
 test-seeds: setup setup-d2main
 	for seed in $(SEEDS); do \
-		$(PY) -m pytest -q --seed $$seed $(PYTEST_ARGS) || exit 1; \
-		PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH} \
-			$(PY) -m pytest -q --seed $$seed $(PYTEST_ARGS) || exit 1; \
+		$(PYTEST) -q --seed $$seed $(PYTEST_ARGS) || exit 1; \
+		$(D2MAIN_PATH) $(PYTEST) -q --seed $$seed $(PYTEST_ARGS) || exit 1; \
 	done
 
 test-reversed: setup setup-d2main
-	$(PY) -m pytest -q --reverse $(PYTEST_ARGS)
-	PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH} $(PY) -m pytest -q --reverse $(PYTEST_ARGS)
+	$(PYTEST) -q --reverse $(PYTEST_ARGS)
+	$(D2MAIN_PATH) $(PYTEST) -q --reverse $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m flake8 lv_adapter tools tests train_net.py projects

@@ -8,6 +8,10 @@ which tests ran before it. Two options probe that:
     pytest --seed N     # every config (in this process and in the tools it starts) and every
                         # test's generators take seed N instead of 0 ($LV_ADAPTER_SEED)
     pytest --reverse    # run the tests in reversed order (module fixtures still run once)
+
+`make test` runs the suite in two worker processes (pytest-xdist, ``-n 2 --dist loadfile``: a
+module's tests share a worker, so its module fixtures are built once); seeding per test keeps the
+results independent of which worker runs what.
 """
 import contextlib
 import logging
@@ -26,6 +30,13 @@ import torch
 # CUDA is hidden unless LV_ADAPTER_TEST_CUDA=1 asks for the CUDA-only tests (mixed precision).
 if os.environ.get("LV_ADAPTER_TEST_CUDA") != "1":
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+# `make test` runs two pytest-xdist workers (one per core of the CI machine): each, and every tool
+# it starts, computes with one thread, since two workers of two threads each would fight over the
+# cores (the variables reach the tools this worker starts).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 SAMPLE_ROOT = tempfile.mkdtemp(prefix="lv-adapter-tests-")
 os.environ["DETECTRON2_DATASETS"] = SAMPLE_ROOT

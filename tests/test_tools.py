@@ -251,6 +251,7 @@ def test_learning_benchmark_names_the_failed_model_and_stops_the_others(monkeypa
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_speed_benchmark_times_the_adapter_in_one_run():
     """--adapter, through the CLI at a tenth of the sizes: both settings, both ratios, the text
     side's share on the sample config, the R50 student with the adapter against the teachers."""
@@ -272,6 +273,7 @@ def test_speed_benchmark_times_the_adapter_in_one_run():
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_speed_benchmark_times_the_text_side_one_pass_against_task_by_task():
     import re
     import subprocess
@@ -302,6 +304,7 @@ def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_inference_macs_split_the_student_and_the_teachers_by_part(tmp_path):
     """Through the CLI on small images: every multiply-add falls in one part, the student and
     the teachers share the backbone's count, and the student is one backbone + the adapter +

@@ -370,6 +370,7 @@ def toy_scenes():
     return images, labels, targets
 
 
+@pytest.mark.measurement
 def test_overfits_a_tiny_batch():
     images, labels, targets = toy_scenes()
     head, backbone = build_head(DRIVABLE), TinyFPN()

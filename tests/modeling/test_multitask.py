@@ -69,6 +69,7 @@ def test_images_without_boxes_train(batch):
     assert all(torch.isfinite(v) for v in losses.values())
 
 
+@pytest.mark.measurement
 def test_training_steps_lower_the_loss(batch):
     torch.manual_seed(0)
     model = build_model(tiny_cfg())

@@ -266,6 +266,7 @@ def synthetic_batch():
     return images, targets
 
 
+@pytest.mark.measurement
 def test_overfits_one_batch():
     torch.manual_seed(0)
     images, targets = synthetic_batch()

@@ -109,6 +109,7 @@ def teacher_results(sample_root, tmp_path, config, task, iterations):
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 @pytest.mark.parametrize("config, task, metric, iterations, gain", [
     (TINY, "drivable", ("drivable_seg", "mIoU"), 80, 10),  # Semantic FPN head
     (ALL_CONV, "detection", ("bbox", "AP50"), 150, 2),  # FCOS head

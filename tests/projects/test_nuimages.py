@@ -220,6 +220,7 @@ def semantic_teacher_miou(root, tmp_path, iterations):
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_a_semantic_model_learns_nuimages_classes_on_held_out_frames(nuimages_root, tmp_path):
     before = semantic_teacher_miou(nuimages_root, tmp_path, 1)
     after = semantic_teacher_miou(nuimages_root, tmp_path, 80)

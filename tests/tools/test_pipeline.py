@@ -48,6 +48,7 @@ def run_pipeline(root, out, configs, *opts, sizes="semantic=3,detection=4,drivab
 
 
 @pytest.mark.slow
+@pytest.mark.measurement
 def test_pipeline_runs_every_stage_resumes_after_a_failure_and_checks_what_it_reuses(tmp_path):
     root, out, configs = tmp_path / "datasets", tmp_path / "out", tmp_path / "configs"
     write_sample_bdd100k(str(root), num_images=40, width=128, height=72, seed=1)
