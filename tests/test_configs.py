@@ -1,5 +1,6 @@
 """Every shipped config is listed in configs/README.md, merges, and builds its model."""
 import glob
+import importlib
 import json
 import os
 import re
@@ -140,6 +141,20 @@ import configs_readme  # noqa: E402
 
 TABLES = configs_readme.read_tables()
 TABLE_ROWS = [(name, row) for name, table in TABLES.items() for row in table["rows"]]
+PROJECT_ROWS = [(table["project"], row) for _, table in TABLES.items() if "project" in table
+                for row in table["rows"]]
+
+
+def _import_projects():
+    """The packages of the project tables register their config keys (after the repository on
+    sys.path, as the projects' tests do)."""
+    for project in {(t["project"]["folder"], t["project"]["package"])
+                    for t in TABLES.values() if "project" in t}:
+        sys.path.append(os.path.join(ROOT, project[0]))
+        importlib.import_module(project[1])
+
+
+_import_projects()
 
 
 def test_configs_readme_is_generated_from_the_tables():
@@ -186,7 +201,11 @@ def test_rows_of_a_table_differ_only_in_the_keys_they_name(name):
 
 
 def test_every_table_row_is_a_listed_config():
-    assert {row["config"] for _, row in TABLE_ROWS} <= set(LISTED)
+    in_projects = {row["config"] for _, row in PROJECT_ROWS}
+    assert {row["config"] for _, row in TABLE_ROWS} - in_projects <= set(LISTED)
+    for project, row in PROJECT_ROWS:  # the projects' configs: their own folders
+        assert row["config"].startswith(project["folder"] + "/configs/"), row["config"]
+        assert os.path.isfile(os.path.join(ROOT, row["config"])), row["config"]
 
 
 def test_table4_rows_1_2_are_table2s_clip_rows_on_table4s_data():
