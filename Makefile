@@ -50,7 +50,7 @@ test-d2main: setup-d2main
 	$(D2MAIN_PATH) $(PYTEST) -m "not measurement" $(PYTEST_ARGS)
 
 # Determinism probes (tests/conftest.py): the suite under other seeds, and in reversed order, on
-# both detectron2 versions. Each run is a whole suite (~10 min on 2 cores).
+# both detectron2 versions. Each run is a whole suite (~8 min on 2 cores).
 SEEDS ?= 1 2 3 4 5
 test-seeds: setup setup-d2main
 	for seed in $(SEEDS); do \

@@ -141,20 +141,15 @@ import configs_readme  # noqa: E402
 
 TABLES = configs_readme.read_tables()
 TABLE_ROWS = [(name, row) for name, table in TABLES.items() for row in table["rows"]]
-PROJECT_ROWS = [(table["project"], row) for _, table in TABLES.items() if "project" in table
+PROJECTS = [table["project"] for table in TABLES.values() if "project" in table]
+PROJECT_ROWS = [(table["project"], row) for table in TABLES.values() if "project" in table
                 for row in table["rows"]]
 
-
-def _import_projects():
-    """The packages of the project tables register their config keys (after the repository on
-    sys.path, as the projects' tests do)."""
-    for project in {(t["project"]["folder"], t["project"]["package"])
-                    for t in TABLES.values() if "project" in t}:
-        sys.path.append(os.path.join(ROOT, project[0]))
-        importlib.import_module(project[1])
-
-
-_import_projects()
+# The project tables' packages register their config keys (the folder goes after the repository
+# on sys.path, as in the projects' tests).
+for _project in PROJECTS:
+    sys.path.append(os.path.join(ROOT, _project["folder"]))
+    importlib.import_module(_project["package"])
 
 
 def test_configs_readme_is_generated_from_the_tables():
