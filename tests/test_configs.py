@@ -329,7 +329,7 @@ def test_unknown_task_is_refused():
 def test_a_project_config_adder_runs_in_every_build_config(monkeypatch, tmp_path):
     from detectron2.config import CfgNode
 
-    from lv_adapter import config
+    from lv_adapter.config import build as config
 
     monkeypatch.setattr(config, "_PROJECT_ADDERS", [])
     path = tmp_path / "project.yaml"

@@ -16,12 +16,10 @@ The official dataset names are registered by :mod:`lv_adapter.data.datasets.buil
 """
 import collections
 import functools
-import json
 import logging
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.structures import BoxMode
 from PIL import Image
 
 from lv_adapter.data.datasets.categories import (
@@ -32,12 +30,19 @@ from lv_adapter.data.datasets.categories import (
     DRIVABLE_CLASSES,
     DRIVABLE_COLORS,
     IGNORE_LABEL,
-    NON_BOX_CATEGORIES,
     SEM_SEG_CLASSES,
     SEM_SEG_COLORS,
     SEMANTIC,
     TASKS,
-    det_category_id,
+)
+from lv_adapter.data.datasets.det_json import read_detection_frames, read_frame_list
+from lv_adapter.data.datasets.mask_files import (
+    DRIVABLE_ENDINGS,
+    IMAGE_EXT,
+    LEGACY_DRIVABLE_ENDINGS,
+    SEM_SEG_ENDINGS,
+    jpeg_names,
+    match_masks,
 )
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
 
@@ -64,11 +69,6 @@ LABEL_KEYS = {
     SEMANTIC: ("sem_seg_file_name",),
     DRIVABLE: ("drivable_file_name", "drivable_legacy"),
 }
-# Mask file name = stem + one of these endings. The 2018 releases add an id suffix to the stem.
-SEM_SEG_ENDINGS = ("_train_id.png", ".png")
-DRIVABLE_ENDINGS = (".png",)
-LEGACY_DRIVABLE_ENDINGS = ("_drivable_id.png",)
-IMAGE_EXT = ".jpg"  # masks name only a stem; every BDD100K image is a JPEG
 
 
 def bdd100k_metadata():
@@ -162,113 +162,11 @@ def _add_detection(entries, bad, det_json, image_root, handler):
         }
 
 
-def read_detection_frames(det_json, handler, with_scores=False):
-    """Read the frames of a ``det_20``-style JSON file into Detectron2 annotations.
-
-    Args:
-        det_json (str): the JSON list of frames.
-        handler (BadSampleHandler): decides whether a bad frame raises or is skipped.
-        with_scores (bool): every label must carry a ``score`` in [0, 1] (pseudo labels), which
-            each annotation keeps as ``score``.
-
-    Returns:
-        tuple[dict, set]: image stem -> ``(frame name, annotations)`` of the good frames, in
-        file order; the stems of the skipped frames (None for a frame without a name).
-        A missing or malformed file raises BadSampleError whatever the policy.
-    """
-    frames, bad = {}, set()
-    for index, frame in enumerate(read_frame_list(det_json)):
-        name = frame.get("name") if isinstance(frame, dict) else None
-        stem = os.path.splitext(os.path.basename(name))[0] if isinstance(name, str) else None
-        try:
-            if not stem:
-                raise BadSampleError(det_json, f"frame {index} has no 'name'")
-            if stem in frames:
-                raise BadSampleError(det_json, f"frame {name!r} appears twice")
-            annotations = _frame_annotations(frame, det_json, with_scores)
-        except BadSampleError as e:
-            handler(e)
-            bad.add(stem)
-            continue
-        frames[stem] = (name, annotations)
-    return frames, bad
-
-
-def read_frame_list(path):
-    """Read a JSON file that must hold a list; any problem with the file raises."""
-    if not os.path.isfile(path):
-        raise BadSampleError(path, "detection label file not found")
-    with open(path, encoding="utf-8") as f:
-        try:
-            frames = json.load(f)
-        except json.JSONDecodeError as e:
-            raise BadSampleError(
-                path, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
-            ) from e
-        except UnicodeDecodeError as e:
-            raise BadSampleError(path, f"not a UTF-8 text file ({e})") from e
-    if not isinstance(frames, list):
-        raise BadSampleError(path, f"expected a list of frames, got a JSON {type(frames).__name__}")
-    return frames
-
-
-def _frame_annotations(frame, det_json, with_scores=False):
-    """Detectron2 annotations of one frame; ``labels`` missing or null means zero objects."""
-    labels = frame.get("labels") or []
-    where = f"frame {frame['name']!r}"
-    if not isinstance(labels, list):
-        raise BadSampleError(det_json, f"{where}: 'labels' is not a list")
-    annotations = []
-    for label in labels:
-        if not isinstance(label, dict):
-            raise BadSampleError(det_json, f"{where}: a label is not a JSON object")
-        category = label.get("category")
-        if category in NON_BOX_CATEGORIES:
-            continue  # 2018 polygon labels (drivable area, lane): not detection labels
-        what = f"{where}, label {label.get('id')!r} ({category!r})"
-        try:
-            category_id, is_ignore = det_category_id(category)
-        except KeyError:
-            raise BadSampleError(det_json, f"{what}: unknown category") from None
-        crowd = bool((label.get("attributes") or {}).get("crowd", False))
-        annotation = {
-            "bbox": _box(label.get("box2d"), det_json, what),
-            "bbox_mode": BoxMode.XYXY_ABS,
-            "category_id": category_id,
-            "iscrowd": int(crowd or is_ignore),
-        }
-        if with_scores:
-            annotation["score"] = _score(label.get("score"), det_json, what)
-        annotations.append(annotation)
-    return annotations
-
-
-def _score(score, det_json, what):
-    """A pseudo label's confidence: a number in [0, 1]."""
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
-        raise BadSampleError(det_json, f"{what}: 'score' must be a number in [0, 1], got {score!r}")
-    return float(score)
-
-
-def _box(box2d, det_json, what):
-    """Convert an inclusive-pixel ``box2d`` to a continuous XYXY box ``[x1, y1, x2+1, y2+1]``."""
-    if box2d is None:
-        raise BadSampleError(det_json, f"{what}: label has no box2d")
-    try:
-        x1, y1, x2, y2 = (float(box2d[k]) for k in ("x1", "y1", "x2", "y2"))
-    except (KeyError, TypeError, ValueError):
-        raise BadSampleError(det_json, f"{what}: malformed box2d {box2d!r}") from None
-    if x2 < x1 or y2 < y1:
-        raise BadSampleError(det_json, f"{what}: box2d has x2 < x1 or y2 < y1: {box2d!r}")
-    # BDD100K's x2/y2 are the last pixel inside the box; detectron2's XYXY_ABS edge is one past it.
-    return [x1, y1, x2 + 1.0, y2 + 1.0]
-
-
 def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
     """Add the masks of ``mask_root`` (see :func:`match_masks`) to ``entries``."""
     key = LABEL_KEYS[task][0]
     masks = match_masks(mask_root, endings, task)
-    images = _jpeg_names(image_root) if set(masks) - set(entries) else {}
+    images = jpeg_names(image_root) if set(masks) - set(entries) else {}
     for stem, path in masks.items():
         name = images.get(stem, stem + IMAGE_EXT)  # not there: reading it names the file
         record = entries.setdefault(
@@ -276,64 +174,6 @@ def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
         )
         record["sources"].append(path)
         record[task] = {key: path, **({"drivable_legacy": True} if legacy else {})}
-
-
-def _jpeg_names(image_root):
-    """Image stem -> file name of the JPEGs of ``image_root``, the extension in any letter case
-    (``.jpg``, ``.JPG``, ``.jpeg``): a mask names only the stem of its image."""
-    names = {}
-    for entry in os.scandir(image_root):
-        stem, ext = os.path.splitext(entry.name)
-        if ext.lower() in (".jpg", ".jpeg") and (stem not in names or ext == IMAGE_EXT):
-            names[stem] = entry.name
-    return names
-
-
-def match_masks(mask_root, endings, task):
-    """The masks of ``mask_root``: files ending in one of ``endings``, in any letter case.
-
-    The other files label nothing: a warning names them. A missing folder, or two masks of one
-    image, raise BadSampleError.
-
-    Returns:
-        dict[str, str]: image stem -> mask path, sorted by file name.
-    """
-    if not os.path.isdir(mask_root):
-        raise BadSampleError(mask_root, f"{task} mask folder not found")
-    masks, strays = {}, []
-    for entry in sorted(os.scandir(mask_root), key=lambda e: e.name):
-        stem = _mask_stem(entry.name, endings)
-        if stem is None or not entry.is_file():
-            strays.append(entry.name)
-            continue
-        if stem in masks:
-            raise BadSampleError(
-                entry.path, f"a second {task} mask of image {stem!r} (first: {masks[stem]})"
-            )
-        masks[stem] = entry.path
-    _warn_about_strays(mask_root, strays, len(masks), endings, task)
-    return masks
-
-
-def _mask_stem(file_name, endings):
-    """The image stem a mask file name gives, or None; ``.PNG`` counts as ``.png``."""
-    lower = file_name.lower()
-    ending = next((end for end in endings if lower.endswith(end) and len(lower) > len(end)), None)
-    return None if ending is None else file_name[: -len(ending)]
-
-
-def _warn_about_strays(mask_root, strays, num_masks, endings, task):
-    # Stray names in a mask folder are how a task silently loses its labels (masks renamed,
-    # colour renderings instead of ids): say what was found and which names count.
-    expected = " or ".join(f"<image stem>{end}" for end in endings)
-    if strays:
-        more = f" (and {len(strays) - 5} more)" if len(strays) > 5 else ""
-        shown = ", ".join(strays[:5]) + more
-        count = "1 file" if len(strays) == 1 else f"{len(strays)} files"
-        verb = "matches" if len(strays) == 1 else "match"
-        logger.warning(f"{count} in {mask_root} {verb} no expected mask name ({expected}): {shown}")
-    if num_masks == 0:
-        logger.warning(f"no {task} mask in {mask_root} (expected file names: {expected})")
 
 
 def _finish_record(stem, entry):
