@@ -4,7 +4,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lv_adapter.data.datasets.categories import DET_CLASSES, DRIVABLE_CLASSES, SEM_SEG_CLASSES
+from lv_adapter.tasks.detection import DET_CLASSES
+from lv_adapter.tasks.drivable import DRIVABLE_CLASSES
+from lv_adapter.tasks.semantic import SEM_SEG_CLASSES
 
 CLASS_COUNTS = {"detection": len(DET_CLASSES), "semantic": len(SEM_SEG_CLASSES),
                 "drivable": len(DRIVABLE_CLASSES)}

@@ -39,17 +39,17 @@ from detectron2.data import DatasetCatalog
 from detectron2.structures import Boxes, Instances
 from tabulate import tabulate
 
-from lv_adapter.data.datasets.categories import BDD100K_TASK_CLASSES, DET_CLASSES, DETECTION, TASKS
 from lv_adapter.data.pseudo_labels import pseudo_label_paths
 from lv_adapter.data.readers import read_label_mask
 from lv_adapter.engine.pseudo_labeler import output_path, records_lacking
 from lv_adapter.evaluation.detection import DetectionEvaluator
 from lv_adapter.evaluation.segmentation import (
-    SEG_TASKS,
     confusion_matrix,
     official_drivable_miou,
     segmentation_metrics,
 )
+from lv_adapter.tasks import BUILTIN_TASKS as TASKS, DETECTION, get_task
+from lv_adapter.tasks.detection import DET_CLASSES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "tools", "generate_pseudo_labels.py")
@@ -121,12 +121,13 @@ def frame_instances(frame, image_size):
 
 def segmentation_quality(root, task, records):
     """Metrics (percent) over the pixels the pseudo labels keep, and the share they keep."""
-    spec, classes = SEG_TASKS[task], BDD100K_TASK_CLASSES[task]  # pseudo labels: BDD100K's
+    spec = get_task(task)
+    classes = spec.classes  # pseudo labels: BDD100K's
     confusion, kept, total = 0, 0, 0
     for record in records:
         size = (record["height"], record["width"])
         legacy = bool(spec.legacy_key and record.get(spec.legacy_key))
-        gt = read_label_mask(record[spec.file_key], task, size, legacy_drivable=legacy)
+        gt = read_label_mask(record[spec.label_keys[0]], task, size, legacy_drivable=legacy)
         pseudo = read_label_mask(output_path(root, task, record["image_id"]), task, size)
         gt = gt.copy()
         gt[pseudo == 255] = 255  # pixels without a pseudo label teach nothing: not scored

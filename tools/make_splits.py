@@ -15,9 +15,9 @@ import os
 
 import lv_adapter  # noqa: F401  (first: sets up detectron2 before the data modules import it)
 from lv_adapter.data.datasets.builtin import load_multitask, split_folder
-from lv_adapter.data.datasets.categories import TASKS
 from lv_adapter.data.errors import POLICIES, set_default_policy
 from lv_adapter.data.splits import SETTINGS, make_split, save_split
+from lv_adapter.tasks import BUILTIN_TASKS as TASKS  # the recipe's three tasks
 from lv_adapter.utils.io import write_json
 
 DISJOINT_SETTINGS = [name for name, sizes in SETTINGS.items() if sizes is not None]

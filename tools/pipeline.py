@@ -46,8 +46,8 @@ REPO = os.path.dirname(TOOLS)
 sys.path.insert(0, REPO)
 
 from lv_adapter.data.datasets.builtin import split_folder  # noqa: E402
-from lv_adapter.data.datasets.categories import TASKS  # noqa: E402
 from lv_adapter.data.pseudo_labels import default_pseudo_root, summary_path  # noqa: E402
+from lv_adapter.tasks import BUILTIN_TASKS as TASKS  # noqa: E402  (the recipe's tasks)
 from lv_adapter.utils.io import atomic_path, write_json  # noqa: E402
 from make_splits import parse_sizes, recipe_path, split_recipe  # noqa: E402  (tools/)
 

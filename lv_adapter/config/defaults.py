@@ -4,7 +4,7 @@ from detectron2.config import CfgNode as CN
 
 from lv_adapter.config.adapter_defaults import add_adapter_config
 from lv_adapter.config.head_defaults import add_mask_former_config, add_sparse_rcnn_config
-from lv_adapter.data.datasets.categories import TASKS
+from lv_adapter.tasks import BUILTIN_TASKS, get_task, task_names
 
 
 def add_lv_adapter_config(cfg):
@@ -22,13 +22,15 @@ def add_lv_adapter_config(cfg):
 
 
 def _add_task_config(cfg):
-    # Which heads the model has: any non-empty subset of TASKS. One task = that task's teacher.
-    cfg.MODEL.TASKS = list(TASKS)
+    # Which heads the model has: any non-empty subset of the registered tasks (lv_adapter.tasks;
+    # a project's tasks once its package is imported). One task = that task's teacher.
+    cfg.MODEL.TASKS = list(BUILTIN_TASKS)
+    tasks = [get_task(name) for name in task_names()]
     # L = a_det * L_det + a_sem * L_sem + a_driv * L_driv; keys are the task names upper-cased.
-    cfg.MODEL.TASK_WEIGHTS = CN({task.upper(): 1.0 for task in TASKS})
-    # The head of each task, by its name in lv_adapter.modeling.task_heads.TASK_HEAD_REGISTRY.
-    cfg.MODEL.HEADS = CN({"DETECTION": "SparseRCNNHead", "SEMANTIC": "MaskFormerHead",
-                          "DRIVABLE": "MaskFormerHead"})
+    cfg.MODEL.TASK_WEIGHTS = CN({task.config_key: 1.0 for task in tasks})
+    # The head of each task, by its name in lv_adapter.modeling.task_heads.TASK_HEAD_REGISTRY:
+    # SparseRCNNHead for detection, MaskFormerHead for the mask tasks.
+    cfg.MODEL.HEADS = CN({task.config_key: task.default_head for task in tasks})
     cfg.MODEL.ADAPTER = CN()
     cfg.MODEL.ADAPTER.NAME = "IdentityAdapter"
     # NHWC convolutions: faster with oneDNN on the CPU (and with cuDNN under AMP).
@@ -41,7 +43,7 @@ def _add_data_config(cfg):
     cfg.DATASETS.ON_BAD_SAMPLE = "raise"
     # With DATALOADER.SAMPLER_TRAIN "TaskRepeatFactorSampler" (lv_adapter/data/samplers.py) an
     # image is drawn max(factor of its labeled tasks) times per epoch on average.
-    cfg.DATALOADER.TASK_REPEAT_FACTORS = CN({task.upper(): 1.0 for task in TASKS})
+    cfg.DATALOADER.TASK_REPEAT_FACTORS = CN({get_task(t).config_key: 1.0 for t in task_names()})
 
 
 def _add_task_strategy_config(cfg):

@@ -1,15 +1,15 @@
-"""Default keys of the task heads: Sparse R-CNN (MODEL.SPARSE_RCNN) and the two MaskFormer
-heads (MODEL.SEMANTIC_HEAD, MODEL.DRIVABLE_HEAD)."""
+"""Default keys of the task heads: Sparse R-CNN (MODEL.SPARSE_RCNN, detection's head node) and
+one MaskFormer node per mask task (MODEL.SEMANTIC_HEAD, MODEL.DRIVABLE_HEAD: their head nodes)."""
 from detectron2.config import CfgNode as CN
 
-from lv_adapter.data.datasets.categories import DRIVABLE_CLASSES, SEM_SEG_CLASSES
+from lv_adapter.tasks import DETECTION, get_task, mask_task_names
 
 
 def add_sparse_rcnn_config(cfg):
     # Detection head (Sparse R-CNN, Sun et al. 2021); defaults are the paper's R50-FPN setting.
     cfg.MODEL.SPARSE_RCNN = CN()
     cfg.MODEL.SPARSE_RCNN.IN_FEATURES = ["p2", "p3", "p4", "p5"]
-    cfg.MODEL.SPARSE_RCNN.NUM_CLASSES = 10
+    cfg.MODEL.SPARSE_RCNN.NUM_CLASSES = len(get_task(DETECTION).classes)
     cfg.MODEL.SPARSE_RCNN.NUM_PROPOSALS = 100
     cfg.MODEL.SPARSE_RCNN.NUM_STAGES = 6
     # Must equal the FPN channels: RoI features and proposal features share one size.
@@ -42,14 +42,14 @@ def add_sparse_rcnn_config(cfg):
 
 
 def add_mask_former_config(cfg):
-    # Semantic and drivable-area heads (MaskFormer, Cheng et al. 2021), one node each; R50 defaults.
-    for node, classes in (("SEMANTIC_HEAD", SEM_SEG_CLASSES), ("DRIVABLE_HEAD", DRIVABLE_CLASSES)):
-        cfg.MODEL[node] = CN({
+    # MaskFormer (Cheng et al. 2021): a node per mask task, under its head node; R50 defaults.
+    for task in map(get_task, mask_task_names()):
+        cfg.MODEL[task.head_node] = CN({
             # Fused by the pixel decoder into the stride-4 mask features.
             "IN_FEATURES": ["p2", "p3", "p4", "p5"],
             # The queries attend to this map (the one the LV-Adapter updates).
             "TRANSFORMER_IN_FEATURE": "p5",
-            "NUM_CLASSES": len(classes),
+            "NUM_CLASSES": len(task.classes),
             "NUM_QUERIES": 100,
             "HIDDEN_DIM": 256,
             "NHEADS": 8,

@@ -4,10 +4,8 @@ import math
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from lv_adapter.data.classes import NUM_CLASSES_KEYS, head_num_classes
-from lv_adapter.data.datasets.categories import CLASS_METADATA_KEYS, DETECTION, task_classes
 from lv_adapter.data.task_schedule import STRATEGIES, ZEROING
-from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES as MASK_FORMER_NODES
+from lv_adapter.tasks import DETECTION, TASK_REGISTRY, MaskTask, task_names
 
 
 def validate_config(cfg):
@@ -24,6 +22,13 @@ def _task_problems(cfg):
     tasks = list(cfg.MODEL.TASKS)
     twice = sorted({task for task in tasks if tasks.count(task) > 1})
     problems = [f"MODEL.TASKS lists {task!r} twice" for task in twice]
+    unknown = [task for task in tasks if task not in TASK_REGISTRY]
+    if unknown:
+        problems.append(
+            f"MODEL.TASKS has unknown tasks {unknown}; registered tasks: "
+            f"{', '.join(task_names())} (a project's tasks are registered "
+            f"when its package is imported: run the project's train_net.py)"
+        )
     for key, weight in cfg.MODEL.TASK_WEIGHTS.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             problems.append(f"MODEL.TASK_WEIGHTS.{key} is {weight!r}; it must be a number >= 0")
@@ -48,17 +53,16 @@ def _class_count_problems(cfg):
         if name not in DatasetCatalog:
             continue  # detectron2 says so when the dataset is loaded
         metadata = MetadataCatalog.get(name)
-        for task in cfg.MODEL.TASKS:
-            if task not in NUM_CLASSES_KEYS:
-                continue  # unknown task: the model refuses it by name
-            classes, count = task_classes(metadata, task), head_num_classes(cfg, task)
+        for task in _registered_tasks(cfg):
+            classes, count = task.classes_of(metadata), task.num_classes(cfg)
             if len(classes) != count:
-                node, key = NUM_CLASSES_KEYS[task]
-                source = "" if metadata.get(CLASS_METADATA_KEYS[task], None) is not None else (
-                    f", BDD100K's: its metadata names none under {CLASS_METADATA_KEYS[task]!r}")
+                key = task.class_metadata_key
+                source = "" if metadata.get(key, None) is not None else (
+                    f", BDD100K's: its metadata names none under {key!r}")
                 problems.append(
-                    f"MODEL.{node}.{key} is {count} but dataset {name!r} has {len(classes)} "
-                    f"{task} classes ({', '.join(classes)}{source}); set it to {len(classes)}"
+                    f"MODEL.{task.head_node}.NUM_CLASSES is {count} but dataset {name!r} has "
+                    f"{len(classes)} {task.name} classes ({', '.join(classes)}{source}); set it "
+                    f"to {len(classes)}"
                 )
     return problems
 
@@ -99,10 +103,16 @@ def _hidden_dim_problems(cfg):
                 f"FPN features into proposal features of that size; change one of them"
             )
         problems += _heads_problems("MODEL.SPARSE_RCNN", sparse)
-    for task, node in MASK_FORMER_NODES.items():
-        if task in tasks:
+    for task in _registered_tasks(cfg):
+        if isinstance(task, MaskTask):
+            node = task.head_node
             problems += _heads_problems(f"MODEL.{node}", cfg.MODEL[node], position_code=True)
     return problems
+
+
+def _registered_tasks(cfg):
+    """The registered tasks of MODEL.TASKS (an unknown one: the model refuses it by name)."""
+    return [TASK_REGISTRY.get(name) for name in cfg.MODEL.TASKS if name in TASK_REGISTRY]
 
 
 def _heads_problems(prefix, node, position_code=False):

@@ -6,15 +6,13 @@ from detectron2.data import MetadataCatalog, build_detection_train_loader
 from detectron2.utils import comm
 
 from lv_adapter import compat
-from lv_adapter.data.classes import head_num_classes
 from lv_adapter.data.datasets.bdd100k import format_task_counts
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY, check_pseudo_tasks
-from lv_adapter.data.readers import MASK_TASKS
 from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.data.task_batches import build_task_batch_loader
 from lv_adapter.data.task_schedule import ZEROING
 from lv_adapter.data.validation import find_bad_records
+from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC, get_task, mask_task_names
 
 __all__ = [
     "build_train_loader", "check_files", "check_trained_tasks_are_labeled", "load_train_dicts",
@@ -61,7 +59,7 @@ def load_train_dicts(cfg):
     check_pseudo_tasks(dicts, names, cfg.MODEL.TASKS, cfg.PSEUDO_LABELS.OPTIONAL_TASKS)
     check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)
     if cfg.DATASETS.CHECK_AT_START:
-        num_classes = {task: head_num_classes(cfg, task) for task in MASK_TASKS}
+        num_classes = {task: get_task(task).num_classes(cfg) for task in mask_task_names()}
         dicts = check_files(dicts, cfg.DATASETS.ON_BAD_SAMPLE, cfg.DATALOADER.NUM_WORKERS,
                             num_classes)
         check_trained_tasks_are_labeled(dicts, cfg.MODEL.TASKS, names)

@@ -1,28 +1,15 @@
-"""Which classes each task has, seen from a config: the key that sets each head's class count, and
-the class names of the config's datasets (their metadata, BDD100K's by default).
+"""Which classes each task has, seen from a config: the class names of the config's datasets
+(their metadata, each task's defaults, BDD100K's, when it names none).
 
-A leaf module (detectron2's catalog and the category tables only), so that the data layer, the
-config checks and the model all read class counts and names from one place.
+A leaf module (detectron2's catalog and the task registry only), so that the data layer, the
+config checks and the model all read class names from one place; a head's class count is its
+task's ``num_classes(cfg)`` (``lv_adapter.tasks``).
 """
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, task_classes
+from lv_adapter.tasks import task_classes
 
-__all__ = ["NUM_CLASSES_KEYS", "config_metadata", "config_task_classes", "head_num_classes"]
-
-# The config key that gives each task's head its number of classes (every detection head reads
-# the Sparse R-CNN node's, so that one key sets it whichever head is chosen).
-NUM_CLASSES_KEYS = {
-    DETECTION: ("SPARSE_RCNN", "NUM_CLASSES"),
-    SEMANTIC: ("SEMANTIC_HEAD", "NUM_CLASSES"),
-    DRIVABLE: ("DRIVABLE_HEAD", "NUM_CLASSES"),
-}
-
-
-def head_num_classes(cfg, task):
-    """The number of classes of ``task``'s head (``MODEL.<node>.NUM_CLASSES``)."""
-    node, key = NUM_CLASSES_KEYS[task]
-    return cfg.MODEL[node][key]
+__all__ = ["config_metadata", "config_task_classes"]
 
 
 def config_metadata(cfg):

@@ -2,24 +2,18 @@
 import inspect
 import logging
 
-import cv2
 import numpy as np
 import torch
 from detectron2.config import configurable
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
-from detectron2.structures import Boxes, Instances
 
-from lv_adapter.data.classes import head_num_classes
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
-from lv_adapter.data.readers import MASK_TASKS, check_image_size, read_image, read_record_mask
+from lv_adapter.data.readers import check_image_size, read_image
+from lv_adapter.tasks import get_task, task_names
 
 __all__ = ["MultiTaskDatasetMapper", "build_multitask_augmentation"]
-
-# Model-input key of each segmentation task's mask.
-MASK_KEYS = {SEMANTIC: "sem_seg", DRIVABLE: "drivable_seg"}
 
 
 def build_multitask_augmentation(cfg, is_train):
@@ -39,9 +33,11 @@ class MultiTaskDatasetMapper:
     Output dict (DESIGN.md's model-input contract):
 
     * ``image``: CxHxW uint8 tensor in ``image_format``;
-    * ``instances``: :class:`Instances` with ``gt_boxes`` (XYXY, clipped, empty boxes removed) and
-      ``gt_classes``; crowd/ignore boxes are not targets; empty when detection is not labeled;
-    * ``sem_seg``, ``drivable_seg``: HxW long tensors, 255 where ignored or not labeled;
+    * in training, per task of ``tasks`` its label under the task's ``input_key``, made by the
+      task's registration (``lv_adapter/tasks/``), "unlabeled" when the image lacks the task:
+      ``instances``: :class:`Instances` with ``gt_boxes`` (XYXY, clipped, empty boxes removed)
+      and ``gt_classes``; crowd/ignore boxes are not targets; empty when detection is not
+      labeled; ``sem_seg``, ``drivable_seg``: HxW long tensors, 255 where ignored or not labeled;
     * ``labeled_tasks``: tuple of the tasks this image has labels for (ground truth or pseudo);
     * ``pseudo_tasks``: tuple, the subset of ``labeled_tasks`` whose labels are pseudo labels
       (a teacher's); empty for ground truth only. Pseudo masks and boxes are read, checked and
@@ -53,7 +49,7 @@ class MultiTaskDatasetMapper:
 
     @configurable
     def __init__(self, is_train=True, *, augmentations, image_format="BGR", on_bad_sample="raise",
-                 num_classes=None):
+                 num_classes=None, tasks=None):
         """
         Args:
             is_train (bool): read and transform labels; otherwise image only.
@@ -64,6 +60,8 @@ class MultiTaskDatasetMapper:
                 substituted image would corrupt the metrics.
             num_classes (dict or None): mask task -> its number of classes K (the heads'); a mask
                 value >= K other than 255 is a bad sample. None: BDD100K's.
+            tasks (iterable[str] or None): the tasks whose labels are mapped (the model's, in
+                training); None: every registered task.
         """
         self.is_train = is_train
         for aug in augmentations:
@@ -73,6 +71,7 @@ class MultiTaskDatasetMapper:
         self.augmentations = list(augmentations)
         self.image_format = image_format
         self.num_classes = dict(num_classes or {})
+        self.tasks = {name: get_task(name) for name in (task_names() if tasks is None else tasks)}
         self._bad_samples = BadSampleHandler(on_bad_sample if is_train else "raise", "image")
         mode = "training" if is_train else "inference"
         logging.getLogger(__name__).info(f"[MultiTaskDatasetMapper] {mode}: {augmentations}")
@@ -84,7 +83,8 @@ class MultiTaskDatasetMapper:
             "augmentations": build_multitask_augmentation(cfg, is_train),
             "image_format": cfg.INPUT.FORMAT,
             "on_bad_sample": cfg.DATASETS.ON_BAD_SAMPLE,
-            "num_classes": {task: head_num_classes(cfg, task) for task in MASK_TASKS},
+            "num_classes": {task: get_task(task).num_classes(cfg) for task in cfg.MODEL.TASKS},
+            "tasks": cfg.MODEL.TASKS,
         }
 
     def __call__(self, dataset_dict):
@@ -99,12 +99,11 @@ class MultiTaskDatasetMapper:
         image = read_image(dataset_dict["file_name"], self.image_format)
         check_image_size(dataset_dict, image)
         tasks = tuple(dataset_dict.get("labeled_tasks", ()))
-        masks = {}
-        if self.is_train:
-            masks = {
-                task: read_record_mask(dataset_dict, task, image.shape[:2],
-                                       self.num_classes.get(task))
-                for task in MASK_TASKS if task in tasks
+        labels = {}
+        if self.is_train:  # read (and check) the masks before the image is transformed
+            labels = {
+                name: task.read_label(dataset_dict, image.shape[:2], self.num_classes.get(name))
+                for name, task in self.tasks.items() if name in tasks
             }
         image, transforms = self._augment(image)
         keep = ("file_name", "image_id", "height", "width")
@@ -113,8 +112,9 @@ class MultiTaskDatasetMapper:
         out["labeled_tasks"] = tasks
         out[PSEUDO_TASKS_KEY] = tuple(dataset_dict.get(PSEUDO_TASKS_KEY, ()))
         if self.is_train:
-            out["instances"] = self._instances(dataset_dict, transforms, image.shape[:2])
-            out.update(self._transform_masks(masks, transforms, image.shape[:2]))
+            for name, task in self.tasks.items():
+                out[task.input_key] = task.map_label(labels.get(name), dataset_dict, transforms,
+                                                     image.shape[:2])
         return out
 
     def _augment(self, image):
@@ -132,58 +132,8 @@ class MultiTaskDatasetMapper:
             transforms.append(transform)
         return image, T.TransformList(transforms)
 
-    @staticmethod
-    def _transform_masks(masks, transforms, image_shape):
-        """Return ``{sem_seg, drivable_seg}`` as HxW long tensors (255 when not labeled).
-
-        The int64 arrays are made by NumPy in one copy: torch's ``.long()`` and ``torch.full``
-        split a 720p mask over its intra-op threads, which stall (about 10x slower) when another
-        process holds a core, as in the main process of a loader with NUM_WORKERS 0.
-        """
-        out = {}
-        for task, out_key in MASK_KEYS.items():
-            if task in masks:
-                labels = _transform_labels(transforms, masks[task])
-                mask = np.ascontiguousarray(labels, dtype=np.int64)
-            else:
-                mask = np.full(image_shape, IGNORE_LABEL, dtype=np.int64)
-            out[out_key] = torch.from_numpy(mask)
-        return out
-
-    @staticmethod
-    def _instances(dataset_dict, transforms, image_shape):
-        """Targets of the non-crowd boxes, transformed, clipped, empty ones removed."""
-        annos = []
-        if DETECTION in dataset_dict.get("labeled_tasks", ()):
-            annos = [
-                utils.transform_instance_annotations(dict(obj), transforms, image_shape)
-                for obj in dataset_dict["annotations"]
-                if obj.get("iscrowd", 0) == 0
-            ]
-        if not annos:
-            instances = Instances(image_shape)
-            instances.gt_boxes = Boxes(torch.zeros((0, 4)))
-            instances.gt_classes = torch.zeros((0,), dtype=torch.int64)
-            return instances
-        return utils.filter_empty_instances(utils.annotations_to_instances(annos, image_shape))
-
 
 def _is_identity_resize(transform):
     return isinstance(transform, T.ResizeTransform) and (transform.h, transform.w) == (
         transform.new_h, transform.new_w
     )
-
-
-def _transform_labels(transforms, labels):
-    """``transforms.apply_segmentation(labels)``, with resizes done by OpenCV.
-
-    INTER_NEAREST_EXACT samples at pixel centres exactly as PIL's NEAREST (detectron2's choice
-    for masks) does, at a fraction of the cost of PIL's round trip.
-    """
-    for transform in transforms.transforms:
-        if isinstance(transform, T.ResizeTransform):
-            size = (transform.new_w, transform.new_h)
-            labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST_EXACT)
-        else:
-            labels = transform.apply_segmentation(labels)
-    return labels

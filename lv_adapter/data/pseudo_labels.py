@@ -28,13 +28,12 @@ import os
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from lv_adapter.data.datasets.bdd100k import (
-    LABEL_KEYS,
     format_task_counts,
     match_masks,
     read_detection_frames,
 )
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
+from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC, get_task, task_names
 
 __all__ = [
     "PSEUDO_TASKS_KEY",
@@ -67,7 +66,7 @@ def pseudo_label_paths(pseudo_root):
     """The label file (detection) or folder (segmentation) of each task under ``pseudo_root``.
 
     Returns:
-        dict[str, str]: task -> path, for every task of ``TASKS``.
+        dict[str, str]: task -> path, for every built-in task.
     """
     labels = os.path.join(pseudo_root, "labels")
     return {
@@ -79,8 +78,7 @@ def pseudo_label_paths(pseudo_root):
 
 def summary_path(pseudo_root, task):
     """The summary a finished generation writes last; its presence marks ``task`` complete."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; tasks are {TASKS}")
+    get_task(task)  # a ValueError naming the registered tasks
     return os.path.join(pseudo_root, f"summary_{task}.json")
 
 
@@ -167,7 +165,7 @@ def _read_task(task, path, handler):
         if handler.count:
             logger.warning(f"skipped {handler.count} bad frames of {path}")
         return {stem: {"annotations": annotations} for stem, (_, annotations) in frames.items()}
-    key = LABEL_KEYS[task][0]
+    key = get_task(task).label_keys[0]
     masks = match_masks(path, PSEUDO_MASK_ENDINGS, task)
     return {stem: {key: mask} for stem, mask in masks.items()}
 
@@ -186,7 +184,7 @@ def merge_pseudo_labels(dicts, pseudo, source="pseudo labels"):
 
     Returns:
         list[dict]: a copy of each dict, in order; ``labeled_tasks`` also holds the filled tasks
-        (``TASKS`` order), ``pseudo_tasks`` (list) names them ([] when none), and the filled
+        (registration order), ``pseudo_tasks`` (list) names them ([] when none), and the filled
         tasks' label keys are added.
     """
     used = {task: set() for task in pseudo}
@@ -205,8 +203,8 @@ def merge_pseudo_labels(dicts, pseudo, source="pseudo labels"):
             d.update(labels[d["image_id"]])
             labeled.add(task)
             filled.add(task)
-        d["labeled_tasks"] = [task for task in TASKS if task in labeled]
-        d[PSEUDO_TASKS_KEY] = [task for task in TASKS if task in filled]
+        d["labeled_tasks"] = [task for task in task_names() if task in labeled]
+        d[PSEUDO_TASKS_KEY] = [task for task in task_names() if task in filled]
         out.append(d)
     _log_merge(out, pseudo, used, overridden, source)
     return out
@@ -216,7 +214,7 @@ def _log_merge(dicts, pseudo, used, overridden, source):
     logger.info(f"Pseudo labels from {source} fill images per task: "
                 f"{format_task_counts(dicts, list(pseudo), PSEUDO_TASKS_KEY)}")
     if overridden:
-        counts = ", ".join(f"{task} {overridden[task]}" for task in TASKS if overridden[task])
+        counts = ", ".join(f"{t} {overridden[t]}" for t in task_names() if overridden[t])
         logger.warning(f"Ground truth wins over the pseudo labels of {source} on images per "
                        f"task: {counts}; those pseudo labels are not used")
     for task, labels in pseudo.items():

@@ -11,26 +11,10 @@ import numpy as np
 from detectron2.data import detection_utils as utils
 from PIL import UnidentifiedImageError
 
-from lv_adapter.data.datasets.bdd100k import LABEL_KEYS
-from lv_adapter.data.datasets.categories import (
-    DRIVABLE,
-    DRIVABLE_CLASSES,
-    IGNORE_LABEL,
-    LEGACY_DRIVABLE_TO_CURRENT,
-    SEMANTIC,
-    SEM_SEG_CLASSES,
-)
 from lv_adapter.data.errors import BadSampleError
+from lv_adapter.tasks import IGNORE_LABEL, get_task
 
 _JPEG_START, _JPEG_END = b"\xff\xd8", b"\xff\xd9"
-NUM_MASK_CLASSES = {SEMANTIC: len(SEM_SEG_CLASSES), DRIVABLE: len(DRIVABLE_CLASSES)}
-MASK_TASKS = tuple(NUM_MASK_CLASSES)  # the tasks labeled by a mask file
-
-# Lookup table from the 2018 drivable encoding to the current one (255 stays 255). Applied after
-# the range check, which holds for both encodings (ids 0..2 or 255).
-_LEGACY_DRIVABLE_LUT = np.full(256, IGNORE_LABEL, dtype=np.uint8)
-_LEGACY_DRIVABLE_LUT[: len(LEGACY_DRIVABLE_TO_CURRENT)] = LEGACY_DRIVABLE_TO_CURRENT
-_LEGACY_DRIVABLE_LUT[IGNORE_LABEL] = IGNORE_LABEL
 
 
 def read_image(path, image_format="BGR"):
@@ -78,7 +62,7 @@ def check_image_size(dataset_dict, image):
 
 
 def read_record_mask(dataset_dict, task, image_shape, num_classes=None):
-    """Read and validate the mask of ``task`` (in :data:`MASK_TASKS`) that a dataset dict names.
+    """Read and validate the mask of ``task`` (a mask task) that a dataset dict names.
 
     Args:
         dataset_dict (dict): holds ``sem_seg_file_name`` / ``drivable_file_name`` (and
@@ -90,25 +74,26 @@ def read_record_mask(dataset_dict, task, image_shape, num_classes=None):
     Returns:
         np.ndarray: HxW uint8 class ids (see :func:`read_label_mask`).
     """
-    key = LABEL_KEYS[task][0]
+    spec = get_task(task)
+    key = spec.label_keys[0]
     if key not in dataset_dict:
         raise BadSampleError(dataset_dict["file_name"], f"labeled for {task} but has no {key!r}")
-    legacy = task == DRIVABLE and dataset_dict.get("drivable_legacy", False)
+    legacy = spec.legacy_key is not None and dataset_dict.get(spec.legacy_key, False)
     return read_label_mask(dataset_dict[key], task, image_shape, legacy, num_classes)
 
 
 def read_label_mask(path, task, image_shape=None, legacy_drivable=False, num_classes=None):
-    """Read and validate a label-id mask of ``task`` ("semantic" or "drivable").
+    """Read and validate a label-id mask of ``task`` (a mask task: "semantic", "drivable").
 
     Args:
         path (str): a single-channel 8-bit PNG of class ids.
         task (str): decides the valid range: ids 0..K-1 of the task's K classes, or 255 (ignore).
         image_shape (tuple[int, int] or None): (H, W) the mask must have, when given.
-        legacy_drivable (bool): the mask uses the 2018 drivable encoding (0 background, 1 direct,
-            2 alternative) and is remapped to the current one (0 direct, 1 alternative,
-            2 background).
-        num_classes (int or None): K, the task's number of classes; None: BDD100K's
-            (:data:`NUM_MASK_CLASSES`). Another dataset passes its own.
+        legacy_drivable (bool): the mask uses the task's legacy encoding (drivable's 2018 one: 0
+            background, 1 direct, 2 alternative) and is remapped by its ``legacy_lut`` to the
+            current one (0 direct, 1 alternative, 2 background).
+        num_classes (int or None): K, the task's number of classes; None: the task's default
+            (BDD100K's) classes. Another dataset passes its own.
 
     Returns:
         np.ndarray: HxW uint8 class ids in the current encoding, 255 = ignore.
@@ -120,8 +105,13 @@ def read_label_mask(path, task, image_shape=None, legacy_drivable=False, num_cla
             f"{task} mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
             f"{image_shape[1]}x{image_shape[0]}",
         )
-    _check_mask_values(path, task, mask, num_classes or NUM_MASK_CLASSES[task])
-    return _LEGACY_DRIVABLE_LUT[mask] if legacy_drivable else mask
+    spec = get_task(task)
+    _check_mask_values(path, task, mask, num_classes or len(spec.classes))
+    if not legacy_drivable:
+        return mask
+    if spec.legacy_lut is None:
+        raise ValueError(f"{task} masks have no legacy encoding to remap ({path})")
+    return spec.legacy_lut[mask]
 
 
 def _decode_mask(path):

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lv_adapter.data.datasets.categories import DET_CLASSES
 from lv_adapter.data.scenes import draw_scene
+from lv_adapter.tasks.detection import DET_CLASSES
 from lv_adapter.utils.io import write_image, write_json
 
 MIN_IMAGES, MIN_WIDTH, MIN_HEIGHT = 12, 64, 36

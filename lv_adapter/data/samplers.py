@@ -10,7 +10,7 @@ stochastic rounding. Factors of 1 everywhere give the uniform ``TrainingSampler`
 import torch
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 
-from lv_adapter.data.datasets.categories import TASKS
+from lv_adapter.tasks import get_task
 
 SAMPLER_NAME = "TaskRepeatFactorSampler"
 
@@ -26,9 +26,7 @@ def task_repeat_factors(dataset_dicts, task_factors):
         Tensor: [len(dataset_dicts)] float32, factor of each image.
     """
     for task, factor in task_factors.items():
-        if task not in TASKS:
-            raise ValueError(f"DATALOADER.TASK_REPEAT_FACTORS: unknown task {task!r}; "
-                             f"tasks are {TASKS}")
+        get_task(task, key="DATALOADER.TASK_REPEAT_FACTORS")
         if not factor >= 1.0:  # also refuses NaN
             raise ValueError(f"DATALOADER.TASK_REPEAT_FACTORS.{task.upper()} must be >= 1, "
                              f"got {factor}")

@@ -16,10 +16,9 @@ A split is ``{task: sorted list of image stems}``; it is stored as ``<folder>/<t
 import os
 import random
 
-from lv_adapter.data.datasets.bdd100k import LABEL_KEYS
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
+from lv_adapter.tasks import BUILTIN_TASKS, DETECTION, DRIVABLE, SEMANTIC, get_task, task_names
 from lv_adapter.utils.io import atomic_path
 
 __all__ = [
@@ -32,6 +31,8 @@ SETTINGS = {
     "disjoint_normal": {DRIVABLE: 20000, DETECTION: 10000, SEMANTIC: 7000},
     "disjoint_balance": {DRIVABLE: 7000, DETECTION: 7000, SEMANTIC: 7000},
 }
+# The tasks a split divides the images among: BDD100K's three, those of the paper's settings.
+TASKS = BUILTIN_TASKS
 # Smallest pool first, so the scarce semantic images are not taken by the other tasks.
 PICK_ORDER = (SEMANTIC, DETECTION, DRIVABLE)
 ALL_REMAINING = -1
@@ -159,7 +160,8 @@ def keep_tasks(d, kept, source=None):
     for task in kept:
         if task not in d["labeled_tasks"]:
             raise _not_labeled(task, d["image_id"], source)
-    dropped = {key for task in TASKS if task not in kept for key in LABEL_KEYS[task]}
+    dropped = {key for task in task_names() if task not in kept
+               for key in get_task(task).label_keys}
     out = {k: v for k, v in d.items() if k not in dropped}
     out["labeled_tasks"] = list(kept)
     if PSEUDO_TASKS_KEY in d:

@@ -3,17 +3,9 @@ import collections
 
 import numpy as np
 
-from lv_adapter.data.datasets.categories import (
-    DETECTION,
-    DRIVABLE,
-    SEMANTIC,
-    TASKS,
-    task_classes,
-)
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
-from lv_adapter.data.readers import read_label_mask
-
-_MASK_KEYS = {SEMANTIC: "sem_seg_file_name", DRIVABLE: "drivable_file_name"}
+from lv_adapter.data.readers import read_record_mask
+from lv_adapter.tasks import DETECTION, mask_task_names, task_classes, task_names
 
 
 def summarize(dicts, read_masks=True, metadata=None):
@@ -29,7 +21,7 @@ def summarize(dicts, read_masks=True, metadata=None):
         ``pixels`` (task -> class -> fraction of labeled pixels; only when ``read_masks``),
         ``classes`` (task -> class names).
     """
-    classes = {task: task_classes(metadata, task) for task in TASKS}
+    classes = {task: task_classes(metadata, task) for task in task_names()}
     out = {
         "classes": classes,
         "images": len(dicts),
@@ -49,17 +41,15 @@ def summarize(dicts, read_masks=True, metadata=None):
             key = "ignore_boxes" if anno.get("iscrowd", 0) else "boxes"
             out[key][classes[DETECTION][anno["category_id"]]] += 1
     if read_masks:
-        out["pixels"] = {task: _pixel_shares(dicts, task, classes[task]) for task in _MASK_KEYS}
+        out["pixels"] = {t: _pixel_shares(dicts, t, classes[t]) for t in mask_task_names()}
     return out
 
 
 def _pixel_shares(dicts, task, classes):
-    key = _MASK_KEYS[task]
     counts = np.zeros(256, dtype=np.int64)
     for d in dicts:
         if task in d.get("labeled_tasks", ()):
-            legacy = d.get("drivable_legacy", False) and task == DRIVABLE
-            mask = read_label_mask(d[key], task, (d["height"], d["width"]), legacy)
+            mask = read_record_mask(d, task, (d["height"], d["width"]), len(classes))
             counts += np.bincount(mask.ravel(), minlength=256)
     total = max(counts[: len(classes)].sum(), 1)
     return {name: counts[i] / total for i, name in enumerate(classes)}
@@ -68,7 +58,7 @@ def _pixel_shares(dicts, task, classes):
 def format_summary(name, summary):
     """A few readable lines of :func:`summarize`'s result."""
     lines = [f"{name}: {summary['images']} images"]
-    for task in TASKS:
+    for task in task_names():
         pseudo = summary["pseudo"][task]
         more = f" ({pseudo} of them pseudo labels)" if pseudo else ""
         lines.append(f"  {task:10s} labeled on {summary['labeled'][task]} images{more}")

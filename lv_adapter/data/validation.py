@@ -13,15 +13,14 @@ import multiprocessing
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from tqdm import tqdm
 
-from lv_adapter.data.datasets.categories import task_classes
 from lv_adapter.data.errors import BadSampleError, collect_skipped
 from lv_adapter.data.readers import (
-    MASK_TASKS,
     check_image_size,
     read_image,
     read_record_mask,
 )
 from lv_adapter.data.summary import format_summary, summarize
+from lv_adapter.tasks import get_task, mask_task_names, task_classes
 
 __all__ = ["CheckReport", "check_datasets", "find_bad_records", "record_problems"]
 
@@ -40,7 +39,7 @@ def record_problems(record, num_classes=None):
     except BadSampleError as e:
         problems.append((e.path, e.problem))
     shape = (record["height"], record["width"])
-    for task in MASK_TASKS:
+    for task in mask_task_names():
         if task in record.get("labeled_tasks", ()):
             try:
                 read_record_mask(record, task, shape, num_classes.get(task))
@@ -122,7 +121,7 @@ def check_datasets(names, num_workers=0, progress=False):
         unique = [record for files, record in unique.items() if files not in seen]
         seen.update(_files_of(record) for record in unique)
         metadata = MetadataCatalog.get(name)
-        num_classes = {task: len(task_classes(metadata, task)) for task in MASK_TASKS}
+        num_classes = {task: len(task_classes(metadata, task)) for task in mask_task_names()}
         for _, found in find_bad_records(unique, num_workers, progress, num_classes):
             problems.update(found)
     return CheckReport(sorted(problems), summaries)
@@ -142,5 +141,5 @@ def _load(name, problems):
 
 def _files_of(record):
     return (record["file_name"],) + tuple(
-        record.get(key) for key in ("sem_seg_file_name", "drivable_file_name")
+        record.get(get_task(task).label_keys[0]) for task in mask_task_names()
     )

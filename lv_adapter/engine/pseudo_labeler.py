@@ -36,10 +36,11 @@ from detectron2.config import configurable
 from detectron2.data import build_detection_test_loader
 from detectron2.utils import comm
 
-from lv_adapter.data.datasets.categories import DET_CLASSES, DETECTION, DRIVABLE, SEMANTIC
 from lv_adapter.data.mapper import MultiTaskDatasetMapper
 from lv_adapter.data.pseudo_labels import pseudo_label_paths
 from lv_adapter.engine.predictor import Predictor
+from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.tasks.detection import DET_CLASSES
 from lv_adapter.utils.io import write_image, write_json
 
 __all__ = [

@@ -20,8 +20,8 @@ import yaml
 from detectron2.data import DatasetCatalog
 
 from lv_adapter.config import flat_config
-from lv_adapter.data.datasets.categories import TASKS
 from lv_adapter.engine.pseudo_labeler import THRESHOLD_KEYS
+from lv_adapter.tasks import get_task
 from lv_adapter.utils.io import write_json
 
 __all__ = ["check_no_overlap", "check_same_teacher", "identity_path", "teacher_identity",
@@ -36,8 +36,7 @@ _NOT_IDENTITY = ("MODEL.DEVICE", "MODEL.WEIGHTS", "TEST.EVAL_PERIOD")
 
 
 def identity_path(root, task):
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; tasks are {TASKS}")
+    get_task(task)  # a ValueError naming the registered tasks
     return os.path.join(root, f"teacher_{task}.json")
 
 

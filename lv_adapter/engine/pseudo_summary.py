@@ -12,17 +12,13 @@ import shutil
 import cv2
 import numpy as np
 
-from lv_adapter.data.datasets.categories import (
-    DET_CLASSES,
-    DETECTION,
-    DRIVABLE,
-    DRIVABLE_CLASSES,
-    SEM_SEG_CLASSES,
-    SEMANTIC,
-)
 from lv_adapter.data.pseudo_labels import pseudo_label_paths, summary_path
 from lv_adapter.engine.pseudo_labeler import IGNORE, PARTS_FOLDER, output_path
 from lv_adapter.engine.pseudo_provenance import identity_path
+from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.tasks.detection import DET_CLASSES
+from lv_adapter.tasks.drivable import DRIVABLE_CLASSES
+from lv_adapter.tasks.semantic import SEM_SEG_CLASSES
 from lv_adapter.utils.io import remove_stale_temporaries, write_json
 
 __all__ = [

@@ -1,13 +1,11 @@
 """Evaluators of the three BDD100K tasks and the multi-task evaluator that combines them."""
 from lv_adapter.evaluation.base import GroundTruth, TaskEvaluator
-from lv_adapter.evaluation.build import EVALUATORS, build_multitask_evaluator
+from lv_adapter.evaluation.build import build_multitask_evaluator
 from lv_adapter.evaluation.detection import DetectionEvaluator
 from lv_adapter.evaluation.report import metric_lines
-from lv_adapter.evaluation.segmentation import SEG_TASKS, SegmentationEvaluator
+from lv_adapter.evaluation.segmentation import SegmentationEvaluator
 
 __all__ = [
-    "EVALUATORS",
-    "SEG_TASKS",
     "DetectionEvaluator",
     "GroundTruth",
     "SegmentationEvaluator",

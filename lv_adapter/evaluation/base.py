@@ -7,8 +7,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from lv_adapter.data.datasets.categories import task_classes
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY, ground_truth_tasks
+from lv_adapter.tasks import task_classes
 
 __all__ = ["GroundTruth", "TaskEvaluator", "file_stem"]
 
@@ -67,7 +67,7 @@ class TaskEvaluator(DatasetEvaluator):
 
     Args:
         dataset_name (str): a registered dataset whose dicts carry ``labeled_tasks``.
-        task (str): the task of :data:`~lv_adapter.data.datasets.categories.TASKS` evaluated.
+        task (str): the task evaluated (a name registered in :mod:`lv_adapter.tasks`).
         output_dir (str or None): exports go to ``<output_dir>/<export folder>/``, the dataset
             metadata's ``export_folder`` (default "bdd100k"); None writes nothing.
         ground_truth (GroundTruth or None): shared ground truth of ``dataset_name``.

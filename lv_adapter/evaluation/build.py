@@ -1,22 +1,11 @@
 """The evaluator of a multi-task model on a (partially labeled) BDD100K dataset."""
-import functools
-
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluators
 
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.evaluation.base import GroundTruth
-from lv_adapter.evaluation.detection import DetectionEvaluator
-from lv_adapter.evaluation.segmentation import SegmentationEvaluator
+from lv_adapter.tasks import get_task, task_names
 
-__all__ = ["EVALUATORS", "build_multitask_evaluator"]
-
-# The evaluator class of each task, called as f(dataset_name, output_dir=, ground_truth=).
-EVALUATORS = {
-    DETECTION: DetectionEvaluator,
-    SEMANTIC: functools.partial(SegmentationEvaluator, task=SEMANTIC),
-    DRIVABLE: functools.partial(SegmentationEvaluator, task=DRIVABLE),
-}
+__all__ = ["build_multitask_evaluator"]
 
 
 def build_multitask_evaluator(cfg_or_tasks, dataset_name, output_folder=None):
@@ -30,7 +19,7 @@ def build_multitask_evaluator(cfg_or_tasks, dataset_name, output_folder=None):
         output_folder (str or None): exports go to ``<output_folder>/bdd100k/``.
 
     Returns:
-        DatasetEvaluators: one evaluator per task in ``TASKS`` order, sharing one lazily loaded
+        DatasetEvaluators: one evaluator per task in registration order, sharing one lazily loaded
         copy of the dataset dicts. Results keys: ``bbox``, ``sem_seg``, ``drivable_seg``.
 
     Raises:
@@ -41,7 +30,7 @@ def build_multitask_evaluator(cfg_or_tasks, dataset_name, output_folder=None):
     labeled = MetadataCatalog.get(dataset_name).get("tasks", None)
     if labeled is None:
         labeled = ground_truth.labeled_tasks()
-    tasks = [task for task in TASKS if task in model_tasks and task in set(labeled)]
+    tasks = [task for task in task_names() if task in model_tasks and task in set(labeled)]
     if not tasks:
         raise ValueError(
             f"nothing to evaluate: the model's tasks {sorted(model_tasks)} and the tasks labeled "
@@ -49,7 +38,7 @@ def build_multitask_evaluator(cfg_or_tasks, dataset_name, output_folder=None):
         )
     return DatasetEvaluators(
         [
-            EVALUATORS[task](dataset_name, output_dir=output_folder, ground_truth=ground_truth)
+            get_task(task).build_evaluator(dataset_name, output_folder, ground_truth)
             for task in tasks
         ]
     )
@@ -63,7 +52,7 @@ def _model_tasks(cfg_or_tasks):
         tasks = [cfg_or_tasks]
     else:
         tasks = list(cfg_or_tasks)
-    unknown = [task for task in tasks if task not in TASKS]
+    unknown = [task for task in tasks if task not in task_names()]
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; tasks are {list(TASKS)}")
+        raise ValueError(f"unknown task(s) {unknown}; registered tasks: {list(task_names())}")
     return set(tasks)

@@ -17,8 +17,8 @@ from detectron2.utils.logger import create_small_table
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from lv_adapter.data.datasets.categories import DETECTION
 from lv_adapter.evaluation.base import TaskEvaluator
+from lv_adapter.tasks import DETECTION
 from lv_adapter.utils.io import write_json
 
 __all__ = [

@@ -1,6 +1,7 @@
 """mIoU and pixel accuracy of semantic and drivable-area segmentation, plus the PNG export.
 
-:class:`SegmentationEvaluator` serves both tasks; :data:`SEG_TASKS` holds what differs. It sums
+:class:`SegmentationEvaluator` serves every mask task (``lv_adapter.tasks.MaskTask``: its
+registration holds what differs: result key, mask key, export folder, official classes). It sums
 one KxK confusion matrix over the images labeled for its task (rows: ground truth, columns:
 prediction; ground-truth pixels of 255 are ignored) and derives every metric from it:
 
@@ -15,28 +16,17 @@ prediction; ground-truth pixels of 255 are ignored) and derives every metric fro
 
 All values are in percent.
 """
-import dataclasses
-from typing import Optional
-
 import cv2
 import numpy as np
 import torch
 from detectron2.utils.logger import create_small_table
 
-from lv_adapter.data.datasets.categories import (
-    DRIVABLE,
-    DRIVABLE_BACKGROUND,
-    DRIVABLE_CLASSES,
-    IGNORE_LABEL,
-    SEMANTIC,
-)
 from lv_adapter.data.readers import read_label_mask
 from lv_adapter.evaluation.base import TaskEvaluator, file_stem
+from lv_adapter.tasks import IGNORE_LABEL, TASK_REGISTRY, MaskTask, mask_task_names
 from lv_adapter.utils.io import atomic_path
 
 __all__ = [
-    "SEG_TASKS",
-    "SegTask",
     "SegmentationEvaluator",
     "confusion_matrix",
     "official_drivable_miou",
@@ -44,58 +34,28 @@ __all__ = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class SegTask:
-    """What differs between the segmentation tasks (the class names come from the evaluated
-    dataset's metadata: :func:`~lv_adapter.data.datasets.categories.task_classes`).
-
-    Attributes:
-        result_key: key of the results dict and of the model output's score map.
-        file_key: dataset-dict key of the ground-truth mask file.
-        legacy_key: dataset-dict key flagging a 2018-encoded mask, or None.
-        export_folder: ``<output_dir>/bdd100k/<export_folder>/<stem>.png`` holds predictions.
-        official_classes: the ground-truth classes of ``mIoU_bdd100k``; empty: not reported.
-    """
-
-    result_key: str
-    file_key: str
-    legacy_key: Optional[str]
-    export_folder: str
-    official_classes: tuple = ()
-
-
-SEG_TASKS = {
-    SEMANTIC: SegTask("sem_seg", "sem_seg_file_name", None, "sem_seg"),
-    DRIVABLE: SegTask(
-        "drivable_seg",
-        "drivable_file_name",
-        "drivable_legacy",
-        "drivable",
-        tuple(c for c in range(len(DRIVABLE_CLASSES)) if c != DRIVABLE_BACKGROUND),
-    ),
-}
-
-
 class SegmentationEvaluator(TaskEvaluator):
     """Confusion-matrix metrics of one segmentation task (module doc).
 
     Ground truth is read with :func:`~lv_adapter.data.readers.read_label_mask` from the dataset
     dict of each image (looked up by ``image_id``). The model output holds a ``[K, H, W]`` score
-    map at the image's original resolution under ``SEG_TASKS[task].result_key``; its argmax is
+    map at the image's original resolution under the task's ``output_key``; its argmax is
     the prediction. With ``output_dir`` the predictions are written as uint8 label-id PNGs to
-    ``<output_dir>/bdd100k/<export_folder>/<stem>.png`` by the main process.
+    ``<output_dir>/bdd100k/<export_name>/<stem>.png`` by the main process.
 
     Args:
         dataset_name (str): registered dataset.
-        task (str): "semantic" (results key ``sem_seg``) or "drivable" (``drivable_seg``).
+        task (str): a mask task: "semantic" (results key ``sem_seg``), "drivable"
+            (``drivable_seg``), or a project's.
         output_dir (str or None): export folder; None writes nothing.
         ground_truth (GroundTruth or None): shared ground truth of ``dataset_name``.
     """
 
     def __init__(self, dataset_name, task, output_dir=None, ground_truth=None):
-        if task not in SEG_TASKS:
-            raise ValueError(f"no segmentation task {task!r}; choose one of {sorted(SEG_TASKS)}")
-        self._spec = SEG_TASKS[task]
+        self._spec = TASK_REGISTRY.get(task) if task in TASK_REGISTRY else None
+        if not isinstance(self._spec, MaskTask):
+            raise ValueError(f"no segmentation task {task!r}; choose one of "
+                             f"{sorted(mask_task_names())}")
         super().__init__(dataset_name, task, output_dir, ground_truth)
 
     def reset(self):
@@ -124,7 +84,7 @@ class SegmentationEvaluator(TaskEvaluator):
         """The image's validated ground-truth mask, in the current encoding."""
         legacy = bool(self._spec.legacy_key and record.get(self._spec.legacy_key))
         return read_label_mask(
-            record[self._spec.file_key],
+            record[self._spec.label_keys[0]],
             self._task,
             (record["height"], record["width"]),
             legacy_drivable=legacy,
@@ -133,7 +93,7 @@ class SegmentationEvaluator(TaskEvaluator):
 
     def _prediction(self, record, output):
         """The HxW uint8 argmax of the task's score map, checked for its number of classes."""
-        key, num_classes = self._spec.result_key, len(self._classes)
+        key, num_classes = self._spec.output_key, len(self._classes)
         scores = output.get(key)
         if scores is None or scores.dim() != 3 or scores.shape[0] != num_classes:
             shape = None if scores is None else tuple(scores.shape)
@@ -158,14 +118,14 @@ class SegmentationEvaluator(TaskEvaluator):
             )
         summary = {k: v for k, v in results.items() if not k.startswith("IoU-")}
         self._logger.info(f"{self._task} segmentation (%):\n" + create_small_table(summary))
-        return {self._spec.result_key: results}
+        return {self._spec.output_key: results}
 
     def _write_pngs(self, encoded):
         for stem, data in encoded:
-            path = self._export_path(self._spec.export_folder, f"{stem}.png")
+            path = self._export_path(self._spec.export_name, f"{stem}.png")
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
                 f.write(data)
-        folder = self._export_path(self._spec.export_folder)
+        folder = self._export_path(self._spec.export_name)
         self._logger.info(f"Wrote {len(encoded)} {self._task} predictions to {folder}")
 
 

@@ -4,9 +4,10 @@
                                                 MODEL.HEADS.DRIVABLE: "MaskFormerHead"
 
 Heads are swapped for experiments such as the paper's table 8 (convolutional heads, see
-``projects/ConvHeads``). A registered head class says which tasks it can serve in ``TASKS`` and is
-built as ``cls(cfg, input_shape, task)``; it is called the way its task is (see
-``lv_adapter/modeling/meta_arch/multitask.py``):
+``projects/ConvHeads``). A registered head class says which tasks it can serve: by name in
+``TASKS``, or by kind in ``TASK_KINDS`` (``(MaskTask,)``: every task labeled by masks, a
+project's included), and is built as ``cls(cfg, input_shape, task)``; it is called the way its
+task's registration says (``run_head`` in ``lv_adapter/tasks/``):
 
 * detection: ``head(features, image_sizes, targets)`` with per-image targets ``{"labels": [T],
   "boxes": [T, 4] absolute XYXY}``, returning ``(list[Instances], losses)``;
@@ -19,6 +20,7 @@ all-reduces loss normalizers across processes exposes them as ``criterion.normal
 """
 from detectron2.utils.registry import Registry
 
+from lv_adapter.tasks import get_task
 from lv_adapter.utils.registry import lookup
 
 __all__ = ["TASK_HEAD_REGISTRY", "build_task_head", "feature_shapes"]
@@ -34,9 +36,16 @@ def build_task_head(cfg, input_shape, task):
     if not name:
         raise ValueError(f"{key} is not set: name the head of the {task} task")
     cls = lookup(TASK_HEAD_REGISTRY, name, key)
-    if task not in cls.TASKS:
-        raise ValueError(f"{key} is {name!r}, a head for {list(cls.TASKS)}, not for {task}")
+    if not _serves(cls, task):
+        served = list(getattr(cls, "TASKS", ())) + [
+            f"every {kind.__name__}" for kind in getattr(cls, "TASK_KINDS", ())]
+        raise ValueError(f"{key} is {name!r}, a head for {served}, not for {task}")
     return cls(cfg, input_shape, task)
+
+
+def _serves(cls, task):
+    return task in getattr(cls, "TASKS", ()) or isinstance(
+        get_task(task), tuple(getattr(cls, "TASK_KINDS", ())))
 
 
 def feature_shapes(input_shape, names, key):

@@ -7,16 +7,9 @@ import numpy as np
 from detectron2.data import Metadata
 from detectron2.utils.visualizer import Visualizer
 
-from lv_adapter.data.datasets.categories import (
-    DETECTION,
-    DRIVABLE,
-    DRIVABLE_BACKGROUND,
-    DRIVABLE_CLASSES,
-    DRIVABLE_COLORS,
-    IGNORE_LABEL,
-    SEMANTIC,
-)
 from lv_adapter.data.readers import read_label_mask
+from lv_adapter.tasks import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
+from lv_adapter.tasks.drivable import DRIVABLE_BACKGROUND, DRIVABLE_CLASSES, DRIVABLE_COLORS
 
 # Drivable classes drawn as "stuff"; background is left undrawn so the scene stays visible.
 _DRIVABLE_METADATA = Metadata(

@@ -11,8 +11,8 @@ from detectron2.engine import default_argument_parser
 from conftest import REPO
 from lv_adapter.data.datasets.bdd100k import register_loader
 from lv_adapter.data.datasets.builtin import load_multitask, official_paths
-from lv_adapter.data.datasets.categories import TASKS
 from lv_adapter.data.errors import set_default_policy
+from lv_adapter.tasks import BUILTIN_TASKS
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 
@@ -32,7 +32,7 @@ def train_paths(root):
 def registered(name, root):
     """Register the multi-task train set of the datasets root ``root`` as ``name``."""
     p = train_paths(root)
-    register_loader(name, functools.partial(load_multitask, str(root), "train"), TASKS,
+    register_loader(name, functools.partial(load_multitask, str(root), "train"), BUILTIN_TASKS,
                     json_file=p["det_json"], sem_seg_root=p["sem_seg_root"],
                     drivable_root=p["drivable_root"])
     try:

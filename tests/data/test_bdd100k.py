@@ -21,9 +21,9 @@ from lv_adapter.data.datasets.bdd100k import (
     register_bdd100k,
 )
 from lv_adapter.data.datasets.builtin import register_all_bdd100k
-from lv_adapter.data.datasets.categories import TASKS
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.splits import SETTINGS, save_split
+from lv_adapter.tasks import BUILTIN_TASKS
 
 LOADER_LOG = "lv_adapter.data.datasets.bdd100k"
 OFFICIAL_NAMES = [
@@ -355,7 +355,7 @@ def test_official_names_and_leak(tmp_path, caplog, official_names):
         "v": ["detection", "drivable"], "leak": ["detection", "drivable"], "w": ["semantic"]}
     assert _tasks("bdd100k_full_train") == _tasks("bdd100k_multitask_train")
     assert _tasks("bdd100k_sem_seg_train") == {s: ["semantic"] for s in ("a", "leak", "s")}
-    assert MetadataCatalog.get("bdd100k_multitask_val").tasks == list(TASKS)
+    assert MetadataCatalog.get("bdd100k_multitask_val").tasks == list(BUILTIN_TASKS)
     assert MetadataCatalog.get("bdd100k_drivable_val").tasks == ["drivable"]
 
 

@@ -24,9 +24,7 @@ from bad_data import TINY, read_log, reset_process_state, train_args
 from conftest import REPO
 from lv_adapter.config import build_config
 from lv_adapter.data import MultiTaskDatasetMapper
-from lv_adapter.data.datasets.bdd100k import LABEL_KEYS
 from lv_adapter.data.datasets.builtin import official_paths
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.pseudo_labels import (
     PSEUDO_TASKS_KEY,
@@ -39,6 +37,7 @@ from lv_adapter.data.pseudo_labels import (
 from lv_adapter.data.splits import SETTINGS
 from lv_adapter.evaluation import build_multitask_evaluator
 from lv_adapter.modeling.meta_arch.multitask import MultiTaskModel
+from lv_adapter.tasks import BUILTIN_TASKS, DETECTION, DRIVABLE, SEMANTIC, get_task
 from lv_adapter.utils.io import write_json
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -57,24 +56,25 @@ def write_pseudo_root(pseudo_root, base_dicts, datasets_root):
     paths = pseudo_label_paths(pseudo_root)
     with open(official_paths(str(datasets_root), "train")["det_json"], encoding="utf-8") as f:
         gt_frames = {os.path.splitext(frame["name"])[0]: frame for frame in json.load(f)}
-    donors = {task: next(d for d in base_dicts if task in d["labeled_tasks"]) for task in TASKS}
+    donors = {task: next(d for d in base_dicts if task in d["labeled_tasks"])
+              for task in BUILTIN_TASKS}
     donor_labels = gt_frames[donors[DETECTION]["image_id"]]["labels"]
     frames = []
     for d in base_dicts:
         # the donor itself has ground truth of every task it gives: a pseudo label to override
-        tasks = [t for t in TASKS if t not in d["labeled_tasks"] or d is donors[t]]
+        tasks = [t for t in BUILTIN_TASKS if t not in d["labeled_tasks"] or d is donors[t]]
         if DETECTION in tasks:
             frames.append(_scored_frame(d["image_id"], donor_labels))
         for task in (SEMANTIC, DRIVABLE):
             if task in tasks:
                 os.makedirs(paths[task], exist_ok=True)
-                donor = donors[task][LABEL_KEYS[task][0]]
+                donor = donors[task][get_task(task).label_keys[0]]
                 shutil.copyfile(donor, os.path.join(paths[task], d["image_id"] + ".png"))
     frames.append(_scored_frame(GHOST, donor_labels))
     write_json(paths[DETECTION], frames)
     counts = {t: len(os.listdir(paths[t])) for t in (SEMANTIC, DRIVABLE)}
     counts[DETECTION] = len(frames)
-    for task in TASKS:
+    for task in BUILTIN_TASKS:
         write_json(summary_path(pseudo_root, task), {"task": task, "images": counts[task]})
     return donors
 
@@ -113,14 +113,15 @@ def test_ground_truth_wins_per_task_and_per_image(pseudo_root, caplog):
     with caplog.at_level(logging.INFO, logger="lv_adapter"):
         merged = DatasetCatalog.get(PSEUDO)
     assert [d["image_id"] for d in merged] == [d["image_id"] for d in base]
-    filled = {task: 0 for task in TASKS}
+    filled = {task: 0 for task in BUILTIN_TASKS}
     for b, m in zip(base, merged):
-        assert m["labeled_tasks"] == list(TASKS)  # every task: ground truth or pseudo
-        assert m[PSEUDO_TASKS_KEY] == [t for t in TASKS if t not in b["labeled_tasks"]]
-        for task in TASKS:
-            keys = [k for k in LABEL_KEYS[task] if k in m]
+        assert m["labeled_tasks"] == list(BUILTIN_TASKS)  # every task: ground truth or pseudo
+        assert m[PSEUDO_TASKS_KEY] == [t for t in BUILTIN_TASKS if t not in b["labeled_tasks"]]
+        for task in BUILTIN_TASKS:
+            label_keys = get_task(task).label_keys
+            keys = [k for k in label_keys if k in m]
             if task in b["labeled_tasks"]:  # ground truth, untouched, even where pseudo exists
-                assert {k: m[k] for k in keys} == {k: b[k] for k in LABEL_KEYS[task] if k in b}
+                assert {k: m[k] for k in keys} == {k: b[k] for k in label_keys if k in b}
             else:
                 filled[task] += 1
                 if task == DETECTION:
@@ -286,9 +287,9 @@ def test_the_pseudo_flags_and_labels_reach_the_model_through_train_net(
     for x in seen:
         record = expected[x["image_id"]]
         assert x[PSEUDO_TASKS_KEY] == tuple(record[PSEUDO_TASKS_KEY])
-        assert x["labeled_tasks"] == TASKS
+        assert x["labeled_tasks"] == BUILTIN_TASKS
         for task in set(x[PSEUDO_TASKS_KEY]) & set(MASK_KEYS):
-            donor = cv2.imread(donors[task][LABEL_KEYS[task][0]], cv2.IMREAD_UNCHANGED)
+            donor = cv2.imread(donors[task][get_task(task).label_keys[0]], cv2.IMREAD_UNCHANGED)
             mask = x[MASK_KEYS[task]].numpy()
             assert np.array_equal(mask, donor) or np.array_equal(mask, donor[:, ::-1])
         if DETECTION in x[PSEUDO_TASKS_KEY]:  # every written pseudo box is a target
@@ -313,7 +314,8 @@ def _perfect_outputs(record):
     for task, num_classes in ((SEMANTIC, 19), (DRIVABLE, 3)):
         mask = np.zeros((h, w), np.int64)
         if task in tasks:
-            mask = cv2.imread(record[LABEL_KEYS[task][0]], cv2.IMREAD_UNCHANGED).astype(np.int64)
+            path = record[get_task(task).label_keys[0]]
+            mask = cv2.imread(path, cv2.IMREAD_UNCHANGED).astype(np.int64)
             mask[mask == 255] = 0
         one_hot = torch.nn.functional.one_hot(torch.from_numpy(mask), num_classes)
         out[MASK_KEYS[task]] = one_hot.permute(2, 0, 1).float()
@@ -321,7 +323,7 @@ def _perfect_outputs(record):
 
 
 def _evaluate(name, base_records):
-    evaluator = build_multitask_evaluator(TASKS, name)
+    evaluator = build_multitask_evaluator(BUILTIN_TASKS, name)
     evaluator.reset()
     for record in base_records:
         inputs = [{k: record[k] for k in ("file_name", "image_id", "height", "width")}]

@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from lv_adapter.data.datasets.categories import DET_CLASSES, IGNORE_LABEL, SEM_SEG_CLASSES
 from lv_adapter.data.sample import MANIFEST, write_sample_bdd100k
+from lv_adapter.tasks import IGNORE_LABEL
+from lv_adapter.tasks.detection import DET_CLASSES
+from lv_adapter.tasks.semantic import SEM_SEG_CLASSES
 
 WIDTH, HEIGHT = 256, 144
 STEM = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{8}$")

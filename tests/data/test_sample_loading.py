@@ -5,8 +5,8 @@ import os
 import pytest
 from detectron2.data import DatasetCatalog
 
-from lv_adapter.data.datasets.categories import DET_CLASSES
 from lv_adapter.data.splits import apply_split, make_split
+from lv_adapter.tasks.detection import DET_CLASSES
 
 
 def _raw_frames(root, split):

@@ -16,7 +16,6 @@ from bad_data import TINY, read_log, reset_process_state, train_args
 from conftest import REPO
 from lv_adapter import compat
 from lv_adapter.config import build_config
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.task_batches import (
     TASK_SCALAR,
     TaskBatchSampler,
@@ -24,6 +23,7 @@ from lv_adapter.data.task_batches import (
     task_pools,
 )
 from lv_adapter.data.task_schedule import TaskSchedule, task_probabilities
+from lv_adapter.tasks import BUILTIN_TASKS, DETECTION, DRIVABLE, SEMANTIC
 from task_batch_worker import record_batches
 
 ITERS = 3000
@@ -46,7 +46,7 @@ def frequencies(tasks, num_tasks):
 
 def labeled_counts():
     dicts = DatasetCatalog.get(TRAIN)
-    return [sum(task in d["labeled_tasks"] for d in dicts) for task in TASKS]
+    return [sum(task in d["labeled_tasks"] for d in dicts) for task in BUILTIN_TASKS]
 
 
 # -- the schedule: frequencies, blocks, seeds ------------------------------------------------
@@ -125,8 +125,8 @@ def test_the_training_loader_draws_tasks_as_its_strategy_says(sample_root, strat
 
 
 def test_mixed_orientations_are_warned_about(caplog):
-    dicts = [{"width": 8, "height": 4, "labeled_tasks": [t]} for t in TASKS]
-    build = functools.partial(build_task_batch_loader, mapper=lambda d: d, tasks=TASKS,
+    dicts = [{"width": 8, "height": 4, "labeled_tasks": [t]} for t in BUILTIN_TASKS]
+    build = functools.partial(build_task_batch_loader, mapper=lambda d: d, tasks=BUILTIN_TASKS,
                               strategy="uniform", batch_size=1)
     with caplog.at_level("WARNING", logger="lv_adapter.data.task_batches"):
         build(dicts)
@@ -142,7 +142,7 @@ def test_each_batch_is_labeled_for_its_task_and_trains_that_task_only(sample_roo
     own, several = Counter(), 0  # images with targets of their batch's task; with several tasks
     loader = train_net.Trainer.build_train_loader(cfg)
     for i, batch in enumerate(itertools.islice(iter(loader), 24)):
-        task = TASKS[schedule.task(i)]
+        task = BUILTIN_TASKS[schedule.task(i)]
         for x in batch:
             assert task in labeled[x["image_id"]]
             assert x["labeled_tasks"] == (task,)
@@ -153,7 +153,7 @@ def test_each_batch_is_labeled_for_its_task_and_trains_that_task_only(sample_roo
             assert not any(found for t, found in targets.items() if t != task)
             own[task] += targets[task]
             several += len(labeled[x["image_id"]]) > 1
-    assert set(own) == set(TASKS) and all(own.values()) and several > 0
+    assert set(own) == set(BUILTIN_TASKS) and all(own.values()) and several > 0
 
 
 @pytest.mark.slow
@@ -163,12 +163,12 @@ def test_two_processes_draw_the_same_tasks_and_different_images(sample_root, tmp
     ranks = [json.loads((tmp_path / f"batches.rank{r}.json").read_text()) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 12
     # one process with the whole batch of 4: the two processes take its halves
-    pools = task_pools(DatasetCatalog.get(TRAIN), TASKS)
+    pools = task_pools(DatasetCatalog.get(TRAIN), BUILTIN_TASKS)
     schedule = TaskSchedule(3, [1 / 3] * 3, seed=0)
     sampler = TaskBatchSampler(schedule, [len(p) for p in pools], 4)
     for a, b, whole in zip(*ranks, batches(sampler, 12)):
         assert [name for name, _ in a + b] == [pools[k][i]["image_id"] for k, i in whole]
-        assert [tasks for _, tasks in a + b] == [[TASKS[k]] for k, _ in whole]
+        assert [tasks for _, tasks in a + b] == [[BUILTIN_TASKS[k]] for k, _ in whole]
     assert len({a[0][1][0] for a in ranks[0]}) > 1  # not one task all along
 
 

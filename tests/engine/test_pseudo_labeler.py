@@ -460,7 +460,7 @@ def test_an_unreadable_image_is_named(teachers, tmp_path):
 
 def test_benchmark_scores_pseudo_labels_on_the_held_back_ground_truth(labeled, tmp_path):
     import benchmark_pseudo_labels as bench
-    from lv_adapter.data.datasets.categories import DET_CLASSES
+    from lv_adapter.tasks.detection import DET_CLASSES
     from lv_adapter.utils.io import write_image, write_json
 
     def held_back(task):

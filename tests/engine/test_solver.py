@@ -8,7 +8,7 @@ import torch
 import train_net
 from conftest import REPO
 from lv_adapter import build_config
-from lv_adapter.data.datasets.categories import TASKS
+from lv_adapter.tasks import BUILTIN_TASKS
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 
@@ -48,9 +48,10 @@ def test_round_robin_moves_only_the_head_of_the_iterations_task(sample_root, tmp
     paths = [out / f"model_{i:07d}.pth" for i in range(6)] + [out / "model_final.pth"]
     trained = []
     for before, after in zip(paths, paths[1:]):
-        moved = [t for t in TASKS if changed(head_weights(before, t), head_weights(after, t))]
+        moved = [t for t in BUILTIN_TASKS
+                 if changed(head_weights(before, t), head_weights(after, t))]
         assert len(moved) == 1, (after.name, moved)
         trained += moved
     # every task had its iterations, twice each (the round-robin cycles): momentum from the
     # first visit did not move a head on the other tasks' iterations
-    assert sorted(trained) == sorted(list(TASKS) * 2)
+    assert sorted(trained) == sorted(list(BUILTIN_TASKS) * 2)

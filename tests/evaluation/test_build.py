@@ -18,16 +18,11 @@ from detectron2.structures import Boxes, BoxMode, Instances
 
 import lv_adapter  # noqa: F401  (installs the detectron2._C placeholder first)
 from lv_adapter.config import add_lv_adapter_config
-from lv_adapter.data.datasets.categories import (
-    DET_CLASSES,
-    DETECTION,
-    DRIVABLE,
-    DRIVABLE_CLASSES,
-    SEM_SEG_CLASSES,
-    SEMANTIC,
-    TASKS,
-)
 from lv_adapter.evaluation import build_multitask_evaluator
+from lv_adapter.tasks import BUILTIN_TASKS, DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.tasks.detection import DET_CLASSES
+from lv_adapter.tasks.drivable import DRIVABLE_CLASSES
+from lv_adapter.tasks.semantic import SEM_SEG_CLASSES
 from lv_adapter.utils.io import write_image
 
 HEIGHT, WIDTH = 24, 32
@@ -37,7 +32,8 @@ RESULT_KEYS = {DETECTION: "bbox", SEMANTIC: "sem_seg", DRIVABLE: "drivable_seg"}
 def _dataset_dicts(folder, num_images=6):
     """Images labeled for rotating subsets of the tasks, with random boxes and masks (seed 0)."""
     rng = np.random.default_rng(0)
-    label_sets = [TASKS, (DETECTION,), (SEMANTIC, DRIVABLE), (DRIVABLE,), (DETECTION, SEMANTIC)]
+    label_sets = [BUILTIN_TASKS, (DETECTION,), (SEMANTIC, DRIVABLE), (DRIVABLE,),
+                  (DETECTION, SEMANTIC)]
     dicts = []
     for index in range(num_images):
         image_id = f"img{index}"
@@ -84,7 +80,7 @@ def _outputs(dicts):
     return outputs
 
 
-def _register(dicts, tasks=TASKS):
+def _register(dicts, tasks=BUILTIN_TASKS):
     """Register ``dicts``; ``tasks`` None leaves ``tasks`` out of the metadata."""
     name = f"test_build_{uuid.uuid4().hex}"
     DatasetCatalog.register(name, lambda: dicts)
@@ -111,9 +107,9 @@ def dicts(tmp_path_factory):
 @pytest.mark.parametrize(
     "model_tasks, dataset_tasks, expected",
     [
-        (TASKS, TASKS, TASKS),
-        (TASKS, (DETECTION, DRIVABLE), (DETECTION, DRIVABLE)),
-        ((SEMANTIC, DRIVABLE), TASKS, (SEMANTIC, DRIVABLE)),
+        (BUILTIN_TASKS, BUILTIN_TASKS, BUILTIN_TASKS),
+        (BUILTIN_TASKS, (DETECTION, DRIVABLE), (DETECTION, DRIVABLE)),
+        ((SEMANTIC, DRIVABLE), BUILTIN_TASKS, (SEMANTIC, DRIVABLE)),
         (DETECTION, (DETECTION, SEMANTIC), (DETECTION,)),
     ],
 )
@@ -134,12 +130,12 @@ def test_takes_the_model_tasks_from_a_config(dicts):
 def test_dataset_tasks_come_from_the_dicts_without_metadata(dicts):
     only_drivable = [d for d in dicts if d["labeled_tasks"] == [DRIVABLE]]
     name = _register(only_drivable, tasks=None)
-    results = _run(build_multitask_evaluator(TASKS, name, None), only_drivable,
+    results = _run(build_multitask_evaluator(BUILTIN_TASKS, name, None), only_drivable,
                    _outputs(only_drivable))
     assert set(results) == {"drivable_seg"}
     name = _register(dicts, tasks=None)  # every task is labeled on some image
-    assert set(_run(build_multitask_evaluator(TASKS, name, None), dicts, _outputs(dicts))) == {
-        "bbox", "sem_seg", "drivable_seg"}
+    evaluator = build_multitask_evaluator(BUILTIN_TASKS, name, None)
+    assert set(_run(evaluator, dicts, _outputs(dicts))) == {"bbox", "sem_seg", "drivable_seg"}
 
 
 def test_no_common_task_is_an_error(dicts):
@@ -171,7 +167,7 @@ def _distributed_worker(rank, world_size, port, dicts, out_dir):
     )
     try:
         name = _register(dicts)  # in the worker: a spawned (not forked) one has empty catalogs
-        evaluator = build_multitask_evaluator(TASKS, name, out_dir)
+        evaluator = build_multitask_evaluator(BUILTIN_TASKS, name, out_dir)
         mine = slice(rank, None, world_size)
         results = _run(evaluator, dicts[mine], _outputs(dicts)[mine])
         with open(os.path.join(out_dir, f"results{rank}.pkl"), "wb") as f:
@@ -191,7 +187,7 @@ def _assert_same(a, b):
 def test_two_processes_give_the_single_process_results(dicts, tmp_path):
     single_dir, multi_dir = str(tmp_path / "single"), str(tmp_path / "multi")
     os.makedirs(multi_dir)
-    evaluator = build_multitask_evaluator(TASKS, _register(dicts), single_dir)
+    evaluator = build_multitask_evaluator(BUILTIN_TASKS, _register(dicts), single_dir)
     single = _run(evaluator, dicts, _outputs(dicts))
     # fork: a spawned process would spend seconds importing torch and detectron2 again.
     mp.start_processes(_distributed_worker, args=(2, _free_port(), dicts, multi_dir), nprocs=2,

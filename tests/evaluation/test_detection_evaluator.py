@@ -10,8 +10,9 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Boxes, BoxMode, Instances
 
 import lv_adapter  # noqa: F401  (installs the detectron2._C placeholder first)
-from lv_adapter.data.datasets.categories import DET_CLASSES, DETECTION, SEMANTIC
 from lv_adapter.evaluation import DetectionEvaluator
+from lv_adapter.tasks import DETECTION, SEMANTIC
+from lv_adapter.tasks.detection import DET_CLASSES
 
 HEIGHT, WIDTH = 400, 600
 CAR, PEDESTRIAN, TRAFFIC_SIGN = 2, 0, 9

@@ -10,15 +10,11 @@ import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 import lv_adapter  # noqa: F401  (installs the detectron2._C placeholder first)
-from lv_adapter.data.datasets.categories import (
-    DETECTION,
-    DRIVABLE,
-    DRIVABLE_CLASSES,
-    SEM_SEG_CLASSES,
-    SEMANTIC,
-)
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.evaluation import SegmentationEvaluator
+from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.tasks.drivable import DRIVABLE_CLASSES
+from lv_adapter.tasks.semantic import SEM_SEG_CLASSES
 from lv_adapter.utils.io import write_image
 
 ROAD, SIDEWALK, CAR = 0, 1, 13

@@ -8,9 +8,8 @@ import torch
 
 import train_net
 from conftest import REPO
-from lv_adapter.data.datasets.categories import IGNORE_LABEL
-from lv_adapter.modeling.meta_arch.multitask import _mask_targets
 from lv_adapter.modeling.segmentation import MaskFormerCriterion
+from lv_adapter.tasks import IGNORE_LABEL, SEMANTIC, get_task
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 NUM_CLASSES, NUM_QUERIES = 3, 5
@@ -27,7 +26,7 @@ def semantic_label():
 def targets_of(seg):
     """The meta-architecture's targets for one image of ``seg`` (no padding)."""
     images = type("Images", (), {"tensor": torch.zeros(1, 3, *seg.shape)})()
-    return _mask_targets("sem_seg")([{"sem_seg": seg}], images)
+    return get_task(SEMANTIC).targets([{"sem_seg": seg}], images)
 
 
 def outputs(seed, num_stages=2):
@@ -66,7 +65,7 @@ def losses_and_matches(crit, stage_outputs, targets):
 def test_targets_mark_ignored_and_padding_pixels_invalid():
     seg = semantic_label()[:30]  # padded to 32 rows below
     images = type("Images", (), {"tensor": torch.zeros(1, 3, 32, 32)})()
-    (target,) = _mask_targets("sem_seg")([{"sem_seg": seg}], images)
+    (target,) = get_task(SEMANTIC).targets([{"sem_seg": seg}], images)
     assert target["labels"].tolist() == [1, 2]
     expected = torch.zeros(32, 32, dtype=torch.bool)
     expected[:30, 16:] = True

@@ -10,15 +10,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from lv_adapter.config import add_lv_adapter_config
-from lv_adapter.data.datasets.categories import DRIVABLE, SEMANTIC
 from lv_adapter.modeling.segmentation import (
-    CONFIG_NODES,
     PIXEL_DECODERS,
     LightPixelDecoder,
     MaskFormerHead,
     MaskFormerPixelDecoder,
     semantic_inference,
 )
+from lv_adapter.tasks import DRIVABLE, SEMANTIC, get_task, mask_task_names
 
 BIG = 30.0
 FPN_CHANNELS = 16  # differs from the hidden size, so the memory projection is exercised
@@ -28,8 +27,8 @@ STRIDES = {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}
 def tiny_cfg():
     cfg = get_cfg()
     add_lv_adapter_config(cfg)
-    for node in CONFIG_NODES.values():
-        cfg.MODEL[node].merge_from_list([
+    for task in mask_task_names():
+        cfg.MODEL[get_task(task).head_node].merge_from_list([
             "NUM_QUERIES", 6, "HIDDEN_DIM", 32, "NHEADS", 4, "DEC_LAYERS", 2,
             "DIM_FEEDFORWARD", 64, "DROPOUT", 0.0, "MASK_DIM", 32, "CONVS_DIM", 32,
             "PIXEL_DECODER", "light",  # the CPU configs' decoder; both are tested below

@@ -12,7 +12,7 @@ from detectron2.utils.events import EventStorage
 
 from conftest import REPO, subprocess_env
 from lv_adapter import build_config
-from lv_adapter.modeling.meta_arch.multitask import TASKS
+from lv_adapter.tasks import get_task
 
 PROJECT = os.path.join(REPO, "projects", "ConvHeads")
 sys.path.append(PROJECT)  # after the repository: "train_net" stays the root one
@@ -51,7 +51,7 @@ def test_the_heads_predict_probabilities_and_learn_from_mask_targets(sample_root
     head.train()
     seg = torch.randint(0, 3, (96, 128))
     batch = [{"drivable_seg": seg[:72]}, {"drivable_seg": seg}]
-    targets = TASKS["drivable"].targets(batch, image_list)
+    targets = get_task("drivable").targets(batch, image_list)
     _, losses = head(features, targets)
     assert list(losses) == head.loss_keys() == ["loss_drivable_ce"]
     losses["loss_drivable_ce"].backward()

@@ -5,7 +5,8 @@ folder plus any of: a ``det_20`` JSON file, a folder of semantic masks, a folder
 and returns one Detectron2 dataset dict per image:
 
 * ``file_name`` (str), ``image_id`` (str, the file stem), ``height``, ``width`` (int);
-* ``labeled_tasks`` (list[str]): the tasks this image has labels for, in ``TASKS`` order;
+* ``labeled_tasks`` (list[str]): the tasks this image has labels for, in their registration order
+  (``lv_adapter.tasks``);
 * ``annotations`` (list[dict], only when detection is labeled): ``bbox`` (XYXY_ABS floats, with the
   exclusive right/bottom edge), ``bbox_mode``, ``category_id`` (0..9), ``iscrowd`` (0 or 1);
 * ``sem_seg_file_name`` (str, only when semantic is labeled);
@@ -22,19 +23,6 @@ import os
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
-from lv_adapter.data.datasets.categories import (
-    DET_CLASSES,
-    DET_COLORS,
-    DETECTION,
-    DRIVABLE,
-    DRIVABLE_CLASSES,
-    DRIVABLE_COLORS,
-    IGNORE_LABEL,
-    SEM_SEG_CLASSES,
-    SEM_SEG_COLORS,
-    SEMANTIC,
-    TASKS,
-)
 from lv_adapter.data.datasets.det_json import read_detection_frames, read_frame_list
 from lv_adapter.data.datasets.mask_files import (
     DRIVABLE_ENDINGS,
@@ -45,10 +33,13 @@ from lv_adapter.data.datasets.mask_files import (
     match_masks,
 )
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
+from lv_adapter.tasks import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC, get_task, task_names
+from lv_adapter.tasks.detection import DET_CLASSES, DET_COLORS
+from lv_adapter.tasks.drivable import DRIVABLE_CLASSES, DRIVABLE_COLORS
+from lv_adapter.tasks.semantic import SEM_SEG_CLASSES, SEM_SEG_COLORS
 
 __all__ = [
     "DRIVABLE_ENDINGS",
-    "LABEL_KEYS",
     "SEM_SEG_ENDINGS",
     "bdd100k_metadata",
     "format_task_counts",
@@ -62,13 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-# The dataset-dict keys that hold each task's labels: merging and splitting move them per task.
-LABEL_KEYS = {
-    DETECTION: ("annotations",),
-    SEMANTIC: ("sem_seg_file_name",),
-    DRIVABLE: ("drivable_file_name", "drivable_legacy"),
-}
 
 
 def bdd100k_metadata():
@@ -143,11 +127,12 @@ def load_bdd100k(
     return dicts
 
 
-def format_task_counts(dicts, tasks=TASKS, key="labeled_tasks"):
+def format_task_counts(dicts, tasks=None, key="labeled_tasks"):
     """``"detection 9, semantic 5, drivable 9"``: how many of ``dicts`` are labeled per task
-    (name the tasks of each dict's ``key``, e.g. ``pseudo_tasks``)."""
+    (name the tasks of each dict's ``key``, e.g. ``pseudo_tasks``); ``tasks``: those to count,
+    every registered task by default."""
     counts = collections.Counter(t for d in dicts for t in d.get(key, ()))
-    return ", ".join(f"{task} {counts[task]}" for task in tasks)
+    return ", ".join(f"{task} {counts[task]}" for task in tasks or task_names())
 
 
 def _add_detection(entries, bad, det_json, image_root, handler):
@@ -164,7 +149,7 @@ def _add_detection(entries, bad, det_json, image_root, handler):
 
 def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
     """Add the masks of ``mask_root`` (see :func:`match_masks`) to ``entries``."""
-    key = LABEL_KEYS[task][0]
+    spec = get_task(task)
     masks = match_masks(mask_root, endings, task)
     images = jpeg_names(image_root) if set(masks) - set(entries) else {}
     for stem, path in masks.items():
@@ -173,7 +158,7 @@ def _add_masks(entries, mask_root, endings, task, image_root, legacy=False):
             stem, {"file_name": os.path.join(image_root, name), "sources": []}
         )
         record["sources"].append(path)
-        record[task] = {key: path, **({"drivable_legacy": True} if legacy else {})}
+        record[task] = {spec.label_keys[0]: path, **({spec.legacy_key: True} if legacy else {})}
 
 
 def _finish_record(stem, entry):
@@ -188,7 +173,7 @@ def _finish_record(stem, entry):
     except Exception as e:  # PIL raises several types for a corrupt header
         raise BadSampleError(file_name, f"unreadable image header ({e})") from None
     record = {"file_name": file_name, "image_id": stem, "height": height, "width": width}
-    record["labeled_tasks"] = [task for task in TASKS if task in entry]
+    record["labeled_tasks"] = [task for task in task_names() if task in entry]
     for task in record["labeled_tasks"]:
         record.update(entry[task])
     return record
@@ -202,7 +187,7 @@ def merge_by_image(*dict_lists):
 
     Returns:
         list[dict]: one dict per image, in order of first appearance; ``labeled_tasks`` is the
-        union (in ``TASKS`` order) and the label keys of all tasks are combined. ``file_name`` is
+        union (in registration order) and the label keys of all tasks are combined. ``file_name`` is
         the first list's (the same picture may live under both images/100k and images/10k).
 
     Raises:
@@ -221,7 +206,7 @@ def merge_by_image(*dict_lists):
 
 def _merge_into(target, other):
     image_id = target["image_id"]
-    both = [t for t in TASKS if t in target["labeled_tasks"] and t in other["labeled_tasks"]]
+    both = [t for t in task_names() if t in target["labeled_tasks"] and t in other["labeled_tasks"]]
     if both:
         raise ValueError(f"image {image_id!r} is labeled for {', '.join(both)} in two lists")
     if (target["height"], target["width"]) != (other["height"], other["width"]):
@@ -231,9 +216,9 @@ def _merge_into(target, other):
             f"{other['width']}x{other['height']}"
         )
     tasks = set(target["labeled_tasks"]) | set(other["labeled_tasks"])
-    target["labeled_tasks"] = [task for task in TASKS if task in tasks]
+    target["labeled_tasks"] = [task for task in task_names() if task in tasks]
     for task in other["labeled_tasks"]:
-        target.update({k: other[k] for k in LABEL_KEYS[task] if k in other})
+        target.update({k: other[k] for k in get_task(task).label_keys if k in other})
 
 
 def register_loader(name, loader, tasks, **paths):
@@ -249,7 +234,7 @@ def register_loader(name, loader, tasks, **paths):
     DatasetCatalog.register(name, loader)
     metadata = bdd100k_metadata()
     metadata.update({k: v for k, v in paths.items() if v is not None})
-    metadata["tasks"] = [task for task in TASKS if task in set(tasks)]
+    metadata["tasks"] = [task for task in task_names() if task in set(tasks)]
     MetadataCatalog.get(name).set(**metadata)
 
 

@@ -22,10 +22,10 @@ from lv_adapter.data.datasets.bdd100k import (
     merge_by_image,
     register_loader,
 )
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, SEMANTIC, TASKS
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.pseudo_labels import default_pseudo_root, register_with_pseudo_labels
 from lv_adapter.data.splits import SETTINGS, apply_split, leaked_stems, load_split, make_split
+from lv_adapter.tasks import BUILTIN_TASKS, DETECTION, DRIVABLE, SEMANTIC
 
 __all__ = [
     "check_datasets_root",
@@ -171,7 +171,7 @@ def _register_multitask(name, root, split, loader):
     register_loader(
         name,
         _checking_root(root, loader),
-        TASKS,
+        BUILTIN_TASKS,
         json_file=p["det_json"],
         sem_seg_root=p["sem_seg_root"],
         drivable_root=p["drivable_root"],

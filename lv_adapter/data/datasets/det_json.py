@@ -1,14 +1,37 @@
 """Reading BDD100K detection labels: a ``det_20``-style JSON list of frames, each with ``name``
 and ``labels`` (``category``, ``box2d`` with inclusive pixel corners, ``attributes.crowd``), into
 Detectron2 annotations (``bbox`` XYXY_ABS, ``bbox_mode``, ``category_id``, ``iscrowd``, and
-``score`` for pseudo labels). Every problem names the file and the frame."""
+``score`` for pseudo labels), with the category names of every release mapped to the det_20
+classes. Every problem names the file and the frame."""
 import json
 import os
 
 from detectron2.structures import BoxMode
 
-from lv_adapter.data.datasets.categories import NON_BOX_CATEGORIES, det_category_id
 from lv_adapter.data.errors import BadSampleError
+from lv_adapter.tasks.detection import DET_CLASSES
+
+# Other names for the same classes: the 2018 release (bdd100k_labels_images_*.json) and the
+# official toolkit's det config (name_mapping).
+LEGACY_DET_NAMES = {
+    "person": "pedestrian",
+    "bike": "bicycle",
+    "motor": "motorcycle",
+    "caravan": "car",
+    "van": "car",
+}
+
+# Boxes of these categories are ignore regions (COCO iscrowd=1) of the class they map to, as in
+# the official toolkit's det config (ignore_mapping): neither training targets nor false
+# positives at evaluation. Any box whose attributes say ``crowd`` is an ignore region too.
+IGNORED_DET_CATEGORIES = {
+    "other person": "pedestrian",
+    "other vehicle": "car",
+    "trailer": "truck",
+}
+
+# Polygon-only categories of the 2018 label files; they carry no box and are not detection labels.
+NON_BOX_CATEGORIES = ("drivable area", "lane")
 
 
 def read_detection_frames(det_json, handler, with_scores=False):
@@ -111,3 +134,18 @@ def _box(box2d, det_json, what):
         raise BadSampleError(det_json, f"{what}: box2d has x2 < x1 or y2 < y1: {box2d!r}")
     # BDD100K's x2/y2 are the last pixel inside the box; detectron2's XYXY_ABS edge is one past it.
     return [x1, y1, x2 + 1.0, y2 + 1.0]
+
+
+def det_category_id(name):
+    """Map a BDD100K detection category name to ``(category_id, is_ignore_region)``.
+
+    ``category_id`` is the contiguous id 0..9 in :data:`DET_CLASSES` order; legacy names are
+    accepted. Raises KeyError naming the category when it is unknown.
+    """
+    if name in IGNORED_DET_CATEGORIES:
+        return DET_CLASSES.index(IGNORED_DET_CATEGORIES[name]), True
+    name = LEGACY_DET_NAMES.get(name, name)
+    if name not in DET_CLASSES:
+        known = DET_CLASSES + tuple(LEGACY_DET_NAMES) + tuple(IGNORED_DET_CATEGORIES)
+        raise KeyError(f"unknown detection category {name!r}; known: {', '.join(known)}")
+    return DET_CLASSES.index(name), False

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lv_adapter.data.datasets.categories import DRIVABLE_BACKGROUND, SEM_SEG_CLASSES
+from lv_adapter.tasks.drivable import DRIVABLE_BACKGROUND
+from lv_adapter.tasks.semantic import SEM_SEG_CLASSES
 
 SEM = {name: index for index, name in enumerate(SEM_SEG_CLASSES)}
 MIN_OBJECT_PX = 3  # things narrower or shorter than this are neither drawn nor labeled

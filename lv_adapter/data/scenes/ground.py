@@ -8,10 +8,10 @@ change neither label map: a marking belongs to the lane it lies in.
 """
 import numpy as np
 
-from lv_adapter.data.datasets.categories import DRIVABLE_BACKGROUND
 from lv_adapter.data.scenes.canvas import SEM
 from lv_adapter.data.scenes.palette import jitter, pick, scaled
 from lv_adapter.data.scenes.road import LANE_M
+from lv_adapter.tasks.drivable import DRIVABLE_BACKGROUND
 
 DIRECT, ALTERNATIVE = 0, 1  # drivable classes of the ego lane and of the other lanes
 _WHITE, _YELLOW = (235, 235, 228), (230, 190, 40)  # marking paint

@@ -10,10 +10,10 @@ image and stay ground in every label map.
 """
 import numpy as np
 
-from lv_adapter.data.datasets.categories import IGNORE_LABEL
 from lv_adapter.data.scenes.canvas import SEM, Part
 from lv_adapter.data.scenes.palette import CLOTHES, DARK, GLASS, jitter, pick, scaled
 from lv_adapter.data.scenes.shapes import ellipse, rect, segment
+from lv_adapter.tasks import IGNORE_LABEL
 
 _CAR = ((232, 232, 232), (25, 25, 28), (150, 152, 158), (170, 20, 25), (25, 50, 140),
         (20, 70, 45), (200, 185, 150), (90, 90, 95), (205, 120, 30))  # also motorcycles

@@ -11,11 +11,11 @@ import torch
 from detectron2.config import configurable
 from torch import nn
 
-from lv_adapter.data.classes import head_num_classes
 from lv_adapter.modeling.adapter.build import ADAPTER_REGISTRY
 from lv_adapter.modeling.adapter.l2v import ResidualDecoder, TextScoreFusion
 from lv_adapter.modeling.adapter.text_features import FileTextFeatures, LiveTextFeatures
 from lv_adapter.modeling.layers import sine_position_embedding
+from lv_adapter.tasks import get_task
 
 __all__ = ["LVAdapter"]
 
@@ -29,7 +29,7 @@ def _build_task_prompts(cfg, tasks):
 
 def _class_counts(cfg, tasks):
     """task -> number of classes of its head, in ``tasks`` order."""
-    return {task: head_num_classes(cfg, task) for task in tasks}
+    return {task: get_task(task).num_classes(cfg) for task in tasks}
 
 
 @ADAPTER_REGISTRY.register()

@@ -13,28 +13,22 @@ import torch.nn.functional as F
 from detectron2.config import configurable
 from torch import nn
 
-from lv_adapter.data.datasets.categories import BDD100K_TASK_CLASSES, DRIVABLE
 from lv_adapter.data.classes import config_task_classes
 from lv_adapter.modeling.adapter.text import build_text_encoder
-
-# Names whose label string reads poorly in a sentence; every other class is named by its label.
-READABLE_NAMES = {
-    (DRIVABLE, "direct"): "direct drivable area",
-    (DRIVABLE, "alternative"): "alternative drivable area",
-}
+from lv_adapter.tasks import get_task
 
 
 def class_names(task, classes=None):
     """The readable class names of ``task``, in the order of its head's class ids.
 
-    ``classes``: the dataset's label names of the task (``config_task_classes``); None: BDD100K's.
-    Label strings with underscores ("traffic_cone") read as words ("traffic cone").
+    ``classes``: the dataset's label names of the task (``config_task_classes``); None: the
+    task's defaults (BDD100K's). A name the task's ``readable_names`` spells out ("direct" ->
+    "direct drivable area") is read that way; label strings with underscores ("traffic_cone")
+    read as words ("traffic cone").
     """
-    if task not in BDD100K_TASK_CLASSES:
-        known = ", ".join(BDD100K_TASK_CLASSES)
-        raise ValueError(f"MODEL.TASKS: unknown task {task!r}; known: {known}")
-    classes = BDD100K_TASK_CLASSES[task] if classes is None else classes
-    return [READABLE_NAMES.get((task, name), name.replace("_", " ")) for name in classes]
+    spec = get_task(task, key="MODEL.TASKS")
+    classes = spec.classes if classes is None else classes
+    return [spec.readable_names.get(name, name.replace("_", " ")) for name in classes]
 
 
 class LearnedPrompt(nn.Module):

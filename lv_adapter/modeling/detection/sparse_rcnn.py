@@ -10,11 +10,11 @@ from detectron2.modeling.poolers import ROIPooler
 from detectron2.structures import Boxes, Instances
 from torch import nn
 
-from lv_adapter.data.datasets.categories import DETECTION
 from lv_adapter.modeling.box_ops import box_cxcywh_to_xyxy
 from lv_adapter.modeling.detection.criterion import SparseRCNNCriterion
 from lv_adapter.modeling.detection.dynamic_head import DynamicStage
 from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
+from lv_adapter.tasks import DETECTION
 
 
 @TASK_HEAD_REGISTRY.register()

@@ -1,88 +1,17 @@
 """The multi-task meta-architecture: one backbone, an adapter slot, one head per task."""
-from typing import Callable, NamedTuple
-
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
-from detectron2.modeling.postprocessing import detector_postprocess, sem_seg_postprocess
 from detectron2.structures import ImageList
 from detectron2.utils import comm
 from torch import nn
-from torch.nn import functional as F
 
-from lv_adapter.data.datasets.categories import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC
 from lv_adapter.modeling.adapter import build_adapter
 from lv_adapter.modeling import detection, segmentation  # noqa: F401  (register their heads)
 from lv_adapter.modeling.task_heads import build_task_head
+from lv_adapter.tasks import get_task, task_names
 
 __all__ = ["MultiTaskModel"]
-
-
-class _Task(NamedTuple):
-    """How the meta-architecture feeds and reads one task's head (whichever head it is)."""
-
-    targets: Callable  # (batched_inputs, images) -> list of per-image target dicts
-    run: Callable  # (head, features, images, targets or None) -> (results, losses)
-    output_key: str  # key of the result in the model's output dicts
-    postprocess: Callable  # (result, image_size, height, width) -> result at original size
-
-
-def _detection_targets(batched_inputs, images):
-    device = images.tensor.device
-    return [
-        {
-            "labels": x["instances"].gt_classes.to(device),
-            "boxes": x["instances"].gt_boxes.tensor.to(device),
-        }
-        for x in batched_inputs
-    ]
-
-
-def _mask_targets(input_key):
-    def targets(batched_inputs, images):
-        """Per image, one binary mask per class present: {"labels": [T], "masks": [T, H, W],
-        "valid": [H, W]}.
-
-        Masks are at the padded batch resolution; padding and 255 pixels belong to no mask and
-        are not ``valid`` (the criterion leaves them out of its losses, or not, as configured).
-        """
-        height, width = images.tensor.shape[-2:]
-        out = []
-        for x in batched_inputs:
-            seg = x[input_key].to(images.tensor.device)
-            padding = (0, width - seg.shape[1], 0, height - seg.shape[0])
-            seg = F.pad(seg, padding, value=IGNORE_LABEL)
-            labels = seg.unique()
-            labels = labels[labels != IGNORE_LABEL]
-            out.append({"labels": labels, "masks": seg[None] == labels[:, None, None],
-                        "valid": seg != IGNORE_LABEL})
-        return out
-
-    return targets
-
-
-def _run_detection(head, features, images, targets):
-    return head(features, images.image_sizes, targets)
-
-
-def _run_segmentation(head, features, images, targets):
-    return head(features, targets)
-
-
-def _postprocess_mask(result, image_size, height, width):
-    """[K, H_pad, W_pad] scores -> [K, height, width]: crop the padding, resize if needed."""
-    if tuple(image_size) == (height, width):  # evaluated at the original size: crop only
-        return result[:, :height, :width]
-    return sem_seg_postprocess(result, image_size, height, width)
-
-
-TASKS = {
-    DETECTION: _Task(_detection_targets, _run_detection, "instances",
-                     lambda result, size, h, w: detector_postprocess(result, h, w)),
-    SEMANTIC: _Task(_mask_targets("sem_seg"), _run_segmentation, "sem_seg", _postprocess_mask),
-    DRIVABLE: _Task(_mask_targets("drivable_seg"), _run_segmentation, "drivable_seg",
-                    _postprocess_mask),
-}
 
 
 @META_ARCH_REGISTRY.register()
@@ -99,7 +28,7 @@ class MultiTaskModel(nn.Module):
         Args:
             backbone (Backbone): returns the FPN feature dict.
             adapter (nn.Module): feature dict -> feature dict of the same shapes.
-            heads (dict[str, nn.Module]): task name -> head; the keys are a subset of TASKS.
+            heads (dict[str, nn.Module]): task name -> head; the keys are registered tasks.
             task_weights (dict[str, float]): task name -> weight of its losses.
             pixel_mean, pixel_std (list[float]): per-channel input normalization.
             channels_last (bool): keep convolution weights and the input batch in NHWC
@@ -109,7 +38,7 @@ class MultiTaskModel(nn.Module):
         """
         super().__init__()
         if not heads:
-            raise ValueError(f"MODEL.TASKS is empty; choose from {list(TASKS)}")
+            raise ValueError(f"MODEL.TASKS is empty; choose from {list(task_names())}")
         self.backbone = backbone
         self.adapter = adapter
         self.heads = nn.ModuleDict(heads)
@@ -121,16 +50,20 @@ class MultiTaskModel(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        unknown = [t for t in cfg.MODEL.TASKS if t not in TASKS]
+        unknown = [t for t in cfg.MODEL.TASKS if t not in task_names()]
         if unknown:
-            raise ValueError(f"MODEL.TASKS has unknown tasks {unknown}; choose from {list(TASKS)}")
+            raise ValueError(f"MODEL.TASKS has unknown tasks {unknown}; choose from "
+                             f"{list(task_names())} (a project's tasks are registered when its "
+                             f"package is imported: run the project's train_net.py)")
         backbone = build_backbone(cfg)
         shape = backbone.output_shape()
         return {
             "backbone": backbone,
             "adapter": build_adapter(cfg, shape, top_block=getattr(backbone, "top_block", None)),
             "heads": {task: build_task_head(cfg, shape, task) for task in cfg.MODEL.TASKS},
-            "task_weights": {t: cfg.MODEL.TASK_WEIGHTS[t.upper()] for t in cfg.MODEL.TASKS},
+            "task_weights": {
+                t: cfg.MODEL.TASK_WEIGHTS[get_task(t).config_key] for t in cfg.MODEL.TASKS
+            },
             "pixel_mean": cfg.MODEL.PIXEL_MEAN,
             "pixel_std": cfg.MODEL.PIXEL_STD,
             "channels_last": cfg.MODEL.CHANNELS_LAST,
@@ -192,14 +125,14 @@ class MultiTaskModel(nn.Module):
             features = {k: v.index_select(0, index) for k, v in features.items()}
             sizes = [images.image_sizes[i] for i in keep]
             images = ImageList(images.tensor.index_select(0, index), sizes)
-        spec = TASKS[task]
-        return spec.run(head, features, images, spec.targets(inputs, images))[1]
+        spec = get_task(task)
+        return spec.run_head(head, features, images, spec.targets(inputs, images))[1]
 
     def inference(self, batched_inputs, images, features):
         outputs = [{} for _ in batched_inputs]
         for task, head in self.heads.items():
-            spec = TASKS[task]
-            results = spec.run(head, features, images, None)[0]
+            spec = get_task(task)
+            results = spec.run_head(head, features, images, None)[0]
             for out, result, x, size in zip(outputs, results, batched_inputs, images.image_sizes):
                 height, width = x.get("height", size[0]), x.get("width", size[1])
                 out[spec.output_key] = spec.postprocess(result, size, height, width)

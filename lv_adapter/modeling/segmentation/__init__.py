@@ -7,7 +7,7 @@ from lv_adapter.modeling.segmentation.losses import (
     pairwise_dice_cost,
     pairwise_focal_cost,
 )
-from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES, MaskFormerHead
+from lv_adapter.modeling.segmentation.mask_former import MaskFormerHead
 from lv_adapter.modeling.segmentation.pixel_decoder import (
     PIXEL_DECODERS,
     LightPixelDecoder,
@@ -16,7 +16,6 @@ from lv_adapter.modeling.segmentation.pixel_decoder import (
 from lv_adapter.modeling.segmentation.predictor import MaskFormerPredictor
 
 __all__ = [
-    "CONFIG_NODES",
     "MaskFormerCriterion",
     "MaskFormerHead",
     "MaskFormerPredictor",

@@ -7,15 +7,12 @@ p5) -> per layer class logits + mask logits -> set loss (training) or per-class 
 from detectron2.config import configurable
 from torch import nn
 
-from lv_adapter.data.datasets.categories import DRIVABLE, SEMANTIC
 from lv_adapter.modeling.segmentation.criterion import MaskFormerCriterion
 from lv_adapter.modeling.segmentation.inference import UPSAMPLE_ORDERS, semantic_inference
 from lv_adapter.modeling.segmentation.pixel_decoder import PIXEL_DECODERS
 from lv_adapter.modeling.segmentation.predictor import MaskFormerPredictor
 from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
-
-# The config node (under cfg.MODEL) of each task's head.
-CONFIG_NODES = {SEMANTIC: "SEMANTIC_HEAD", DRIVABLE: "DRIVABLE_HEAD"}
+from lv_adapter.tasks import MaskTask, get_task
 
 
 @TASK_HEAD_REGISTRY.register()
@@ -37,7 +34,7 @@ class MaskFormerHead(nn.Module):
             :func:`semantic_inference`.
     """
 
-    TASKS = (SEMANTIC, DRIVABLE)
+    TASK_KINDS = (MaskTask,)  # semantic, drivable, and any project's mask task
 
     @configurable
     def __init__(self, *, task, num_classes, pixel_decoder, predictor, criterion, in_features,
@@ -55,8 +52,9 @@ class MaskFormerHead(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, input_shape, task):
-        """input_shape: dict[str, ShapeSpec] of the FPN maps; task: a key of CONFIG_NODES."""
-        node_name = CONFIG_NODES[task]
+        """input_shape: dict[str, ShapeSpec] of the FPN maps; task: a mask task's name (its
+        head node, ``MODEL.<head_node>``, holds the keys)."""
+        node_name = get_task(task).head_node
         node = cfg.MODEL[node_name]
         for key, choices in (("PIXEL_DECODER", PIXEL_DECODERS),
                              ("INFERENCE_UPSAMPLE", UPSAMPLE_ORDERS)):

@@ -17,8 +17,8 @@ from detectron2.structures import Boxes, ImageList, Instances
 from torch import nn
 
 from lv_adapter import compat
-from lv_adapter.data.datasets.categories import DETECTION
 from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
+from lv_adapter.tasks import DETECTION
 
 __all__ = ["FCOSDetectionHead"]
 

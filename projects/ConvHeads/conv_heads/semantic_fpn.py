@@ -17,9 +17,8 @@ from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from torch import nn
 from torch.nn import functional as F
 
-from lv_adapter.data.datasets.categories import DRIVABLE, IGNORE_LABEL, SEMANTIC
-from lv_adapter.modeling.segmentation.mask_former import CONFIG_NODES
 from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
+from lv_adapter.tasks import DRIVABLE, IGNORE_LABEL, SEMANTIC, get_task
 
 __all__ = ["SemanticFPNHead", "dense_targets"]
 
@@ -43,7 +42,7 @@ class SemanticFPNHead(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, input_shape, task):
-        node_name = CONFIG_NODES[task]
+        node_name = get_task(task).head_node
         node = cfg.MODEL[node_name]
         shapes = feature_shapes(input_shape, node.IN_FEATURES, f"MODEL.{node_name}.IN_FEATURES")
         return {

@@ -8,7 +8,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from lv_adapter.data.datasets.categories import DETECTION, SEMANTIC
+from lv_adapter.tasks import DETECTION, SEMANTIC
 from lv_nuimages.categories import nuimages_metadata
 from lv_nuimages.nuimages import load_nuimages, semantic_mask_folder
 from lv_nuimages.tables import table_path

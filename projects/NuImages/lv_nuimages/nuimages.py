@@ -20,8 +20,8 @@ import os
 
 from detectron2.structures import BoxMode
 
-from lv_adapter.data.datasets.categories import DETECTION, SEMANTIC
 from lv_adapter.data.errors import BadSampleError
+from lv_adapter.tasks import DETECTION, SEMANTIC
 from lv_nuimages.categories import OBJECT_CATEGORIES, SURFACE_CATEGORIES, det_class_id
 from lv_nuimages.tables import field, read_tables, table_path
 

@@ -1,0 +1,156 @@
+"""What a task is: :class:`Task` declares, once, everything the core needs to know about one task
+of the multi-task model, and ``TASK_REGISTRY`` holds one instance per task, in canonical order.
+
+A task is named by a plain string (``"detection"``): the values of ``MODEL.TASKS``, of a dataset
+dict's ``labeled_tasks`` and of a dataset's ``metadata.tasks``. Config keys spell it upper-cased
+(``MODEL.HEADS.DETECTION``, ``MODEL.TASK_WEIGHTS.DETECTION``).
+
+This module is a leaf (detectron2's registry only): the data layer, the config, the model and the
+tools all read it, so it must not import any of them. Hooks that need them import lazily.
+"""
+from detectron2.utils.registry import Registry
+
+__all__ = [
+    "IGNORE_LABEL",
+    "TASK_REGISTRY",
+    "Task",
+    "get_task",
+    "register_task",
+    "task_classes",
+    "task_names",
+]
+
+# The label id of pixels that no loss and no metric counts (BDD100K's ignore value): unlabeled,
+# unsure pseudo-label pixels, padding.
+IGNORE_LABEL = 255
+
+TASK_REGISTRY = Registry("TASK")
+TASK_REGISTRY.__doc__ = """Tasks of the multi-task model, by name, in the order they registered
+(that order is the order of ``labeled_tasks``, of the evaluators and of the result tables)."""
+
+
+class Task:
+    """One task: its name, its classes, where its labels live and how the model runs it.
+
+    Subclasses set the class attributes and override the hooks that differ. Attributes:
+
+    * ``name`` (str): the task's name.
+    * ``classes`` / ``colors``: the default (BDD100K's) class names in label-id order, and an RGB
+      colour per class; a dataset brings its own under ``class_metadata_key`` /
+      ``color_metadata_key`` of its metadata (see :meth:`classes_of`).
+    * ``label_keys`` (tuple[str]): the dataset-dict keys that hold the task's labels of one image
+      (merging datasets by image and hiding labels in splits move exactly these).
+    * ``label_source_key`` (str): the metadata key of the file or folder its labels come from.
+    * ``input_key`` (str): the model-input key the mapper writes the label under.
+    * ``output_key`` (str): the model-output key of the task's prediction.
+    * ``head_node`` (str): the config node under ``MODEL`` whose ``NUM_CLASSES`` sizes the head;
+      ``default_head``: the ``TASK_HEAD_REGISTRY`` name ``MODEL.HEADS.<TASK>`` defaults to.
+    * ``threshold_key`` (str): the ``PSEUDO_LABELS`` key of its pseudo-label threshold.
+    * ``readable_names`` (dict): class label -> how a prompt names it, for labels that read
+      poorly in a sentence; every other class is named by its label.
+    """
+
+    name = ""
+    classes = ()
+    colors = ()
+    class_metadata_key = ""
+    color_metadata_key = ""
+    label_keys = ()
+    label_source_key = ""
+    input_key = ""
+    output_key = ""
+    head_node = ""
+    default_head = ""
+    threshold_key = ""
+    readable_names = {}
+
+    @property
+    def __name__(self):
+        # detectron2's Registry names what it registers by ``__name__``: a task by its name.
+        return self.name
+
+    @property
+    def config_key(self):
+        """The task's name in config keys: ``MODEL.HEADS.<config_key>`` and the like."""
+        return self.name.upper()
+
+    def classes_of(self, metadata):
+        """The class names (tuple, label-id order) that a dataset's ``metadata`` holds under
+        ``class_metadata_key``; the defaults when it holds none (or ``metadata`` is None)."""
+        names = metadata.get(self.class_metadata_key, None) if metadata is not None else None
+        return tuple(names) if names is not None else tuple(self.classes)
+
+    def num_classes(self, cfg):
+        """The class count of the task's head: ``MODEL.<head_node>.NUM_CLASSES``."""
+        return cfg.MODEL[self.head_node].NUM_CLASSES
+
+    # -- the mapper ------------------------------------------------------------------------------
+
+    def read_label(self, dataset_dict, image_shape, num_classes=None):
+        """Read (and check) the label of one image before augmentation; None when the label
+        needs no reading ahead of the augmentation (it lives in ``dataset_dict``)."""
+        return None
+
+    def map_label(self, label, dataset_dict, transforms, image_shape):
+        """The model input of the task for one image: ``label`` (from :meth:`read_label`) under
+        ``transforms``, or an "unlabeled" input when the image is not labeled for the task
+        (``dataset_dict["labeled_tasks"]`` lacks it). ``image_shape`` is the augmented (H, W)."""
+        raise NotImplementedError
+
+    # -- the model -------------------------------------------------------------------------------
+
+    def targets(self, batched_inputs, images):
+        """Per image, the target dict the task's heads take (see ``modeling/task_heads.py``).
+
+        Args:
+            batched_inputs (list[dict]): model inputs; ``input_key`` holds the label.
+            images (ImageList): the padded, normalised batch.
+        """
+        raise NotImplementedError
+
+    def run_head(self, head, features, images, targets):
+        """Call the task's head: ``(results, losses)``; ``targets`` is None in inference."""
+        return head(features, targets)
+
+    def postprocess(self, result, image_size, height, width):
+        """One image's result, from the network's input size ``image_size`` (H, W) to the
+        original ``height`` x ``width``."""
+        raise NotImplementedError
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def build_evaluator(self, dataset_name, output_dir=None, ground_truth=None):
+        """The task's detectron2 ``DatasetEvaluator`` on ``dataset_name`` (exports under
+        ``output_dir``; ``ground_truth``: the dataset dicts shared by a multi-task evaluator)."""
+        raise NotImplementedError
+
+
+def register_task(task):
+    """Register ``task`` (a :class:`Task` instance) under its name; returns it.
+
+    Registration order is the tasks' canonical order; a name registers once.
+    """
+    if not task.name:
+        raise ValueError(f"{type(task).__name__} has no name")
+    TASK_REGISTRY.register(task)
+    return task
+
+
+def task_names():
+    """The registered tasks' names, in registration order (a tuple)."""
+    return tuple(name for name, _ in TASK_REGISTRY)
+
+
+def get_task(name, key="task"):
+    """The registered :class:`Task` called ``name``; a ValueError naming ``key`` (the config key
+    or argument that named it) and the registered tasks when there is none."""
+    if name not in TASK_REGISTRY:
+        raise ValueError(f"{key}: unknown task {name!r}; registered tasks: "
+                         f"{', '.join(task_names())} (a project registers its tasks when its "
+                         f"package is imported: run the project's train_net.py)")
+    return TASK_REGISTRY.get(name)
+
+
+def task_classes(metadata, task):
+    """The class names of ``task`` in a dataset's ``metadata`` (see :meth:`Task.classes_of`)."""
+    return get_task(task).classes_of(metadata)

@@ -1,0 +1,104 @@
+"""Tasks labeled by a mask of class ids per pixel (semantic and drivable-area segmentation).
+
+Dataset dicts name the mask file under ``label_keys[0]``; the mapper reads it (checked against
+the image size and the head's class count), transforms it with the image and writes an HxW long
+tensor under ``input_key`` (255 = ignored, all 255 when the image is not labeled for the task);
+the model returns ``[K, H, W]`` class scores under ``output_key``.
+"""
+import cv2
+import numpy as np
+import torch
+from detectron2.data import transforms as T
+from detectron2.modeling.postprocessing import sem_seg_postprocess
+from torch.nn import functional as F
+
+from lv_adapter.tasks.base import IGNORE_LABEL, Task, TASK_REGISTRY
+
+__all__ = ["MaskTask", "mask_task_names", "transform_label_mask"]
+
+
+class MaskTask(Task):
+    """A task whose label is a mask of class ids.
+
+    Attributes (besides :class:`Task`'s): ``legacy_key``: a dataset-dict flag that marks a mask
+    in an older encoding, remapped by ``legacy_lut`` (a 256-entry uint8 table); ``export_name``:
+    the folder of the exported prediction PNGs (``<output>/<dataset export folder>/<name>/``);
+    ``official_classes``: the ground-truth classes the official toolkit's mIoU counts when it
+    differs from the mean over all classes (empty: it does not).
+    """
+
+    default_head = "MaskFormerHead"
+    legacy_key = None
+    legacy_lut = None
+    export_name = ""
+    official_classes = ()
+
+    def read_label(self, dataset_dict, image_shape, num_classes=None):
+        """The HxW uint8 mask of one image (checked: size, values in 0..K-1 or 255)."""
+        from lv_adapter.data.readers import read_record_mask  # the data layer reads the tasks
+
+        return read_record_mask(dataset_dict, self.name, image_shape, num_classes)
+
+    def map_label(self, label, dataset_dict, transforms, image_shape):
+        """HxW int64 tensor: ``label`` under ``transforms``, or all 255 when ``label`` is None.
+
+        The int64 array is made by NumPy in one copy: torch's ``.long()`` and ``torch.full``
+        split a 720p mask over its intra-op threads, which stall (about 10x slower) when another
+        process holds a core, as in the main process of a loader with NUM_WORKERS 0.
+        """
+        if label is None:
+            return torch.from_numpy(np.full(image_shape, IGNORE_LABEL, dtype=np.int64))
+        mask = transform_label_mask(transforms, label)
+        return torch.from_numpy(np.ascontiguousarray(mask, dtype=np.int64))
+
+    def targets(self, batched_inputs, images):
+        """Per image, one binary mask per class present: ``{"labels": [T], "masks": [T, H, W],
+        "valid": [H, W]}``.
+
+        Masks are at the padded batch resolution; padding and 255 pixels belong to no mask and
+        are not ``valid`` (the criterion leaves them out of its losses, or not, as configured).
+        """
+        height, width = images.tensor.shape[-2:]
+        out = []
+        for x in batched_inputs:
+            seg = x[self.input_key].to(images.tensor.device)
+            padding = (0, width - seg.shape[1], 0, height - seg.shape[0])
+            seg = F.pad(seg, padding, value=IGNORE_LABEL)
+            labels = seg.unique()
+            labels = labels[labels != IGNORE_LABEL]
+            out.append({"labels": labels, "masks": seg[None] == labels[:, None, None],
+                        "valid": seg != IGNORE_LABEL})
+        return out
+
+    def postprocess(self, result, image_size, height, width):
+        """[K, H_pad, W_pad] scores -> [K, height, width]: crop the padding, resize if needed."""
+        if tuple(image_size) == (height, width):  # evaluated at the original size: crop only
+            return result[:, :height, :width]
+        return sem_seg_postprocess(result, image_size, height, width)
+
+    def build_evaluator(self, dataset_name, output_dir=None, ground_truth=None):
+        """Confusion-matrix mIoU / pixel accuracy (results key: ``output_key``)."""
+        from lv_adapter.evaluation.segmentation import SegmentationEvaluator
+
+        return SegmentationEvaluator(dataset_name, self.name, output_dir=output_dir,
+                                     ground_truth=ground_truth)
+
+
+def mask_task_names():
+    """The registered tasks labeled by masks, in registration order."""
+    return tuple(name for name, task in TASK_REGISTRY if isinstance(task, MaskTask))
+
+
+def transform_label_mask(transforms, labels):
+    """``transforms.apply_segmentation(labels)`` (HxW class ids), with resizes done by OpenCV.
+
+    INTER_NEAREST_EXACT samples at pixel centres exactly as PIL's NEAREST (detectron2's choice
+    for masks) does, at a fraction of the cost of PIL's round trip.
+    """
+    for transform in transforms.transforms:
+        if isinstance(transform, T.ResizeTransform):
+            size = (transform.new_w, transform.new_h)
+            labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST_EXACT)
+        else:
+            labels = transform.apply_segmentation(labels)
+    return labels
