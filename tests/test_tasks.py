@@ -3,13 +3,18 @@ task registered from outside the core getting its config keys, head and model ho
 import contextlib
 import os
 
+import numpy as np
 import pytest
 import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling import build_model
 
 import train_net
-from conftest import REPO
+from conftest import REPO, freed_dataset_names
 from lv_adapter.config import build_config
+from lv_adapter.data.errors import BadSampleError
+from lv_adapter.data.mapper import MultiTaskDatasetMapper
+from lv_adapter.evaluation import build_multitask_evaluator
 from lv_adapter.tasks import (
     BUILTIN_TASKS,
     TASK_REGISTRY,
@@ -19,6 +24,7 @@ from lv_adapter.tasks import (
     register_task,
     task_names,
 )
+from lv_adapter.utils.io import write_image
 
 TINY = os.path.join(REPO, "configs", "quick_schedules", "multitask_tiny.yaml")
 
@@ -83,7 +89,7 @@ def test_a_registered_task_gets_its_config_keys_from_the_registration():
         cfg = build_config(TINY, ["MODEL.TASKS", "['semantic', 'toy']"])
         assert cfg.MODEL.HEADS.TOY == "MaskFormerHead"
         assert cfg.MODEL.TASK_WEIGHTS.TOY == 1.0 and cfg.DATALOADER.TASK_REPEAT_FACTORS.TOY == 1.0
-        assert cfg.MODEL.TOY_HEAD.NUM_CLASSES == 2
+        assert cfg.MODEL.TOY_HEAD.NUM_CLASSES == 2 and cfg.PSEUDO_LABELS.TOY_THRESH == 0.5
         assert cfg.MODEL.TASKS == ["semantic", "toy"]
     assert "TOY" not in build_config(TINY).MODEL.HEADS  # gone with its registration
     assert build_config(TINY).MODEL.TASKS == list(BUILTIN_TASKS)
@@ -113,3 +119,44 @@ def test_a_registered_mask_task_trains_and_predicts_through_the_model():
         with torch.no_grad():
             (out,) = model([{"image": batch[0]["image"], "height": 64, "width": 96}])
         assert out["toy_seg"].shape == (2, 64, 96) and out["instances"].image_size == (64, 96)
+
+
+def toy_records(root, masks):
+    """One 8x12 image per mask, labeled for the toy task only."""
+    records = []
+    for i, mask in enumerate(masks):
+        image, label = root / f"img{i}.jpg", root / f"img{i}_toy.png"
+        write_image(str(image), np.full((8, 12, 3), 40 * i, np.uint8))
+        write_image(str(label), mask)
+        records.append({"file_name": str(image), "image_id": f"img{i}", "height": 8, "width": 12,
+                        "labeled_tasks": ["toy"], "toy_file_name": str(label)})
+    return records
+
+
+def test_a_registered_mask_task_is_mapped_checked_and_evaluated(tmp_path):
+    mask = np.full((8, 12), 255, np.uint8)
+    mask[4:] = 1
+    mask[:4, 2:6] = 0
+    records = toy_records(tmp_path, [mask, np.ones((8, 12), np.uint8)])
+    with registered(ToyTask()), freed_dataset_names(["toy_val"]):
+        mapper = MultiTaskDatasetMapper(is_train=True, augmentations=[], tasks=["toy"],
+                                        num_classes={"toy": 2})
+        out = mapper(records[0])
+        assert out["toy_seg"].dtype == torch.int64 and (out["toy_seg"].numpy() == mask).all()
+        assert "instances" not in out and out["labeled_tasks"] == ("toy",)
+        (tmp_path / "bad").mkdir()
+        (bad,) = toy_records(tmp_path / "bad", [np.full((8, 12), 7, np.uint8)])
+        with pytest.raises(BadSampleError, match=r"img0_toy\.png: toy mask holds values \[7\]"):
+            mapper(bad)
+
+        DatasetCatalog.register("toy_val", lambda: records)
+        MetadataCatalog.get("toy_val").set(tasks=["toy"], toy_classes=["paint", "kerb"])
+        evaluator = build_multitask_evaluator(["semantic", "toy"], "toy_val")
+        evaluator.reset()
+        perfect = [np.where(mask == 255, 0, mask), np.ones((8, 12), np.uint8)]
+        for record, ids in zip(records, perfect):
+            scores = torch.nn.functional.one_hot(torch.as_tensor(ids).long(), 2).permute(2, 0, 1)
+            evaluator.process([record], [{"toy_seg": scores.float()}])
+        results = evaluator.evaluate()
+        assert set(results) == {"toy_seg"} and results["toy_seg"]["mIoU"] == pytest.approx(100)
+        assert results["toy_seg"]["IoU-kerb"] == pytest.approx(100)

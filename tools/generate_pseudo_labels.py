@@ -40,7 +40,6 @@ from lv_adapter.config import build_config
 from lv_adapter.data.pseudo_labels import default_pseudo_root, summary_path
 from lv_adapter.data.splits import SETTINGS
 from lv_adapter.engine.pseudo_labeler import (
-    THRESHOLD_KEYS,
     PseudoLabeler,
     output_path,
     rank_share,
@@ -62,6 +61,7 @@ from lv_adapter.engine.pseudo_summary import (
     remove_stale_outputs,
     weak_label_warnings,
 )
+from lv_adapter.tasks import get_task
 from lv_adapter.utils.cli import check_opts_last, check_writable_folder
 
 logger = logging.getLogger("lv_adapter.pseudo_labels")
@@ -201,7 +201,7 @@ def _setup_logger():
 
 def about(args, cfg, records):
     """What produced the labels, for the summary (no times: reruns must give the same bytes)."""
-    key = THRESHOLD_KEYS[teacher_task(cfg)]
+    key = get_task(teacher_task(cfg)).threshold_key
     return {
         "dataset": args.dataset,
         "limit": args.limit,

@@ -41,7 +41,7 @@ def draw_ground_truth(dataset_name, num, out_dir, scale=1.0, skipped=None):
             if skipped is not None:
                 skipped.append(e)
             continue
-        picture = draw_multitask(image, metadata, **labels, scale=scale)
+        picture = draw_multitask(image, metadata, drawables=labels, scale=scale)
         path = os.path.join(out_dir, f"{d['image_id']}.png")
         write_image(path, cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
         paths.append(path)

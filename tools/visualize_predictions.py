@@ -35,7 +35,7 @@ def draw(predictor, image_bgr, score_threshold, input_format, scale, metadata):
     named by ``metadata``."""
     image = image_bgr[:, :, ::-1] if input_format == "RGB" else image_bgr
     drawables = predictions_of(predictor(image.copy()), score_threshold)
-    picture = draw_multitask(image_bgr[:, :, ::-1], metadata, **drawables, scale=scale)
+    picture = draw_multitask(image_bgr[:, :, ::-1], metadata, drawables=drawables, scale=scale)
     return cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
 
 

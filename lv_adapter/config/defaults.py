@@ -95,7 +95,6 @@ def _add_stage_and_backbone_config(cfg):
 
 
 def _add_pseudo_labels_config(cfg):
-
     cfg.PSEUDO_LABELS = CN()
     # Boxes with a score below this are not written. Sparse R-CNN's scores are per-class sigmoid
     # (focal-loss) scores, so 0.5 means "more likely this class than not"; lower thresholds add
@@ -109,6 +108,9 @@ def _add_pseudo_labels_config(cfg):
     # majority rule is stricter in relative terms than for the 19 semantic classes; 0.5 still
     # keeps the large, easy background and road regions.
     cfg.PSEUDO_LABELS.DRIVABLE_THRESH = 0.5
+    # A project's task: the same majority rule, under its registration's threshold_key.
+    for task in map(get_task, task_names()):
+        cfg.PSEUDO_LABELS.setdefault(task.threshold_key, 0.5)
     # Training on a set with pseudo labels (bdd100k_<setting>_train_pseudo) refuses a task whose
     # pseudo labels were never written while images lack it (it would train on ground truth
     # only, silently); tasks listed here may (e.g. ["detection"] for a run without that teacher).

@@ -12,16 +12,13 @@ from lv_adapter.data.samplers import build_task_sampler
 from lv_adapter.data.task_batches import build_task_batch_loader
 from lv_adapter.data.task_schedule import ZEROING
 from lv_adapter.data.validation import find_bad_records
-from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC, get_task, mask_task_names
+from lv_adapter.tasks import get_task, mask_task_names
 
 __all__ = [
     "build_train_loader", "check_files", "check_trained_tasks_are_labeled", "load_train_dicts",
 ]
 
 logger = logging.getLogger(__name__)
-
-# The metadata key that names where each task's labels come from (see register_loader).
-_LABEL_SOURCE_KEYS = {DETECTION: "json_file", SEMANTIC: "sem_seg_root", DRIVABLE: "drivable_root"}
 
 
 def build_train_loader(cfg, mapper):
@@ -112,7 +109,8 @@ def check_trained_tasks_are_labeled(dicts, tasks, dataset_names):
 
 def _label_source(dataset_name, task):
     metadata = MetadataCatalog.get(dataset_name)
-    source = metadata.get(_LABEL_SOURCE_KEYS[task], None)
+    # The metadata key that names where the task's labels come from (see register_loader).
+    source = metadata.get(get_task(task).label_source_key, None)
     if source is None:
         return f"{dataset_name} has no {task} labels"
     return f"{dataset_name}: {source}"

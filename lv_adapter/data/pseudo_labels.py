@@ -33,7 +33,7 @@ from lv_adapter.data.datasets.bdd100k import (
     read_detection_frames,
 )
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
-from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC, get_task, task_names
+from lv_adapter.tasks import DETECTION, get_task, task_names
 
 __all__ = [
     "PSEUDO_TASKS_KEY",
@@ -63,17 +63,13 @@ def default_pseudo_root(datasets_root, setting):
 
 
 def pseudo_label_paths(pseudo_root):
-    """The label file (detection) or folder (segmentation) of each task under ``pseudo_root``.
+    """The label file (detection) or folder (mask tasks) of each task under ``pseudo_root``
+    (each registration's ``pseudo_path``, BDD100K's layout).
 
     Returns:
-        dict[str, str]: task -> path, for every built-in task.
+        dict[str, str]: task -> path, for every registered task.
     """
-    labels = os.path.join(pseudo_root, "labels")
-    return {
-        DETECTION: os.path.join(labels, "det_20", "det_train.json"),
-        SEMANTIC: os.path.join(labels, "sem_seg", "masks", "train"),
-        DRIVABLE: os.path.join(labels, "drivable", "masks", "train"),
-    }
+    return {task: os.path.join(pseudo_root, get_task(task).pseudo_path) for task in task_names()}
 
 
 def summary_path(pseudo_root, task):

@@ -1,7 +1,8 @@
 """Pseudo labels: a single-task teacher labels the images of a training set that lack its task.
 
 Outputs follow :mod:`lv_adapter.data.pseudo_labels` (BDD100K's own formats under a pseudo-label
-root), so the BDD100K loader reads them back like ground truth:
+root), so the BDD100K loader reads them back like ground truth. Each task's registration writes
+them (``Task.write_pseudo_label``, ``lv_adapter/tasks/``):
 
 * detection: one ``det_20`` frame per image, ``{"name", "labels": [{"id", "category", "box2d",
   "score"}]}``, keeping the boxes whose score is at least ``PSEUDO_LABELS.DET_SCORE_THRESH``.
@@ -30,43 +31,22 @@ continues where it stopped and ends with the same bytes as an uninterrupted one.
 import collections
 import os
 
-import numpy as np
 import torch
 from detectron2.config import configurable
 from detectron2.data import build_detection_test_loader
 from detectron2.utils import comm
 
 from lv_adapter.data.mapper import MultiTaskDatasetMapper
-from lv_adapter.data.pseudo_labels import pseudo_label_paths
 from lv_adapter.engine.predictor import Predictor
-from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC
-from lv_adapter.tasks.detection import DET_CLASSES
-from lv_adapter.utils.io import write_image, write_json
+from lv_adapter.tasks import get_task
 
 __all__ = [
-    "THRESHOLD_KEYS",
     "PseudoLabeler",
-    "confident_labels",
-    "detection_frame",
     "output_path",
     "rank_share",
     "records_lacking",
     "teacher_task",
 ]
-
-# The config key of each task's threshold (named in summaries and messages).
-THRESHOLD_KEYS = {
-    DETECTION: "DET_SCORE_THRESH",
-    SEMANTIC: "SEM_SEG_THRESH",
-    DRIVABLE: "DRIVABLE_THRESH",
-}
-# Model-output key of each segmentation task's KxHxW scores.
-SCORE_KEYS = {SEMANTIC: "sem_seg", DRIVABLE: "drivable_seg"}
-PARTS_FOLDER = ".parts"
-IGNORE = 255
-# Decimals kept in the JSON: far below a pixel and below any useful score difference, and the
-# file is a third the size of one with every float digit.
-BOX_DECIMALS, SCORE_DECIMALS = 3, 4
 
 
 def teacher_task(cfg):
@@ -94,63 +74,7 @@ def records_lacking(dicts, task):
 
 def output_path(root, task, image_id):
     """The file whose presence marks ``image_id`` labeled for ``task`` under ``root``."""
-    if task == DETECTION:
-        return os.path.join(root, PARTS_FOLDER, DETECTION, f"{image_id}.json")
-    return os.path.join(pseudo_label_paths(root)[task], f"{image_id}.png")
-
-
-def detection_frame(name, instances, threshold):
-    """One ``det_20`` frame from a teacher's ``Instances`` (see module doc).
-
-    Args:
-        name (str): the frame's image file name (``<stem>.jpg``).
-        instances (Instances): ``pred_boxes`` (XYXY, original resolution), ``scores``,
-            ``pred_classes`` (0..9).
-        threshold (float): lowest score kept.
-
-    Returns:
-        tuple[dict, int]: the frame (labels by decreasing score) and the number of boxes above
-        the threshold left out for being under one pixel wide or high.
-    """
-    instances = instances.to("cpu")
-    boxes = instances.pred_boxes.tensor.double().numpy()
-    scores = instances.scores.double().numpy()
-    classes = instances.pred_classes.numpy()
-    labels, too_small = [], 0
-    for index in np.argsort(-scores, kind="stable"):
-        if scores[index] < threshold:
-            continue
-        x1, y1, x2, y2 = boxes[index].tolist()
-        if x2 - 1 < x1 or y2 - 1 < y1:
-            too_small += 1
-            continue
-        box2d = dict(zip(("x1", "y1", "x2", "y2"), (x1, y1, x2 - 1, y2 - 1)))
-        labels.append({
-            "id": str(len(labels)),
-            "category": DET_CLASSES[int(classes[index])],
-            "box2d": {k: round(v, BOX_DECIMALS) for k, v in box2d.items()},
-            "score": round(float(scores[index]), SCORE_DECIMALS),
-        })
-    return {"name": name, "labels": labels}, too_small
-
-
-def confident_labels(scores, threshold):
-    """Label ids of a KxHxW score map, 255 where the confidence is below ``threshold``.
-
-    Args:
-        scores (Tensor): [K, H, W] non-negative class scores (MaskFormer's semantic inference).
-        threshold (float): lowest confidence (the winner's share of the scores' sum) kept.
-
-    Returns:
-        np.ndarray: HxW uint8, values in 0..K-1 or 255.
-    """
-    scores = scores.float().cpu()
-    best, labels = scores.max(dim=0)
-    total = scores.sum(dim=0)
-    confidence = torch.where(total > 0, best / total.clamp_min(1e-12), torch.zeros_like(total))
-    labels = labels.to(torch.uint8)
-    labels[confidence < threshold] = IGNORE
-    return labels.numpy()
+    return get_task(task).pseudo_label_file(root, image_id)
 
 
 class PseudoLabeler:
@@ -181,7 +105,7 @@ class PseudoLabeler:
             "model": Predictor(cfg).model,
             "mapper": MultiTaskDatasetMapper(cfg, False),
             "task": task,
-            "threshold": float(cfg.PSEUDO_LABELS[THRESHOLD_KEYS[task]]),
+            "threshold": float(cfg.PSEUDO_LABELS[get_task(task).threshold_key]),
             "num_workers": cfg.DATALOADER.NUM_WORKERS,
         }
 
@@ -212,19 +136,7 @@ class PseudoLabeler:
 
     def _write(self, root, record, output):
         path = output_path(root, self.task, record["image_id"])
-        if self.task == DETECTION:
-            name = os.path.basename(record["file_name"])
-            frame, too_small = detection_frame(name, output["instances"], self.threshold)
-            write_json(path, {"frame": frame, "boxes_below_one_pixel": too_small})
-            return
-        labels = confident_labels(output[SCORE_KEYS[self.task]], self.threshold)
-        if labels.shape != (record["height"], record["width"]):
-            raise ValueError(
-                f"{record['file_name']}: the teacher's {self.task} output is "
-                f"{labels.shape[1]}x{labels.shape[0]}, the image {record['width']}x"
-                f"{record['height']} (WxH)"
-            )
-        write_image(path, labels)
+        get_task(self.task).write_pseudo_label(path, record, output, self.threshold)
 
 
 def rank_share(records, rank=None, world_size=None):

@@ -20,7 +20,6 @@ import yaml
 from detectron2.data import DatasetCatalog
 
 from lv_adapter.config import flat_config
-from lv_adapter.engine.pseudo_labeler import THRESHOLD_KEYS
 from lv_adapter.tasks import get_task
 from lv_adapter.utils.io import write_json
 
@@ -70,7 +69,7 @@ def _sha256(path):
 
 
 def _identity_keys(cfg, task):
-    threshold = f"PSEUDO_LABELS.{THRESHOLD_KEYS[task]}"
+    threshold = f"PSEUDO_LABELS.{get_task(task).threshold_key}"
     flat = {k: v for k, v in flat_config(cfg).items() if k == threshold or (
         k.startswith(_IDENTITY_PREFIXES) and not k.startswith(_NOT_IDENTITY))}
     return json.loads(json.dumps(flat))  # tuples as lists, as they come back from the file

@@ -13,12 +13,10 @@ import cv2
 import numpy as np
 
 from lv_adapter.data.pseudo_labels import pseudo_label_paths, summary_path
-from lv_adapter.engine.pseudo_labeler import IGNORE, PARTS_FOLDER, output_path
+from lv_adapter.engine.pseudo_labeler import output_path
 from lv_adapter.engine.pseudo_provenance import identity_path
-from lv_adapter.tasks import DETECTION, DRIVABLE, SEMANTIC
-from lv_adapter.tasks.detection import DET_CLASSES
-from lv_adapter.tasks.drivable import DRIVABLE_CLASSES
-from lv_adapter.tasks.semantic import SEM_SEG_CLASSES
+from lv_adapter.tasks import DETECTION, IGNORE_LABEL, get_task
+from lv_adapter.tasks.detection import PARTS_FOLDER
 from lv_adapter.utils.io import remove_stale_temporaries, write_json
 
 __all__ = [
@@ -30,7 +28,6 @@ __all__ = [
     "remove_stale_outputs",
 ]
 
-CLASSES = {SEMANTIC: SEM_SEG_CLASSES, DRIVABLE: DRIVABLE_CLASSES}
 # Shares and means in the summary are rounded to this many decimals.
 DECIMALS = 6
 
@@ -136,7 +133,7 @@ def _merge_detection(root, image_ids):
         "boxes": boxes,
         "boxes_per_image": round(boxes / max(len(frames), 1), DECIMALS),
         "images_without_boxes": sum(not frame["labels"] for frame in frames),
-        "boxes_per_class": {name: per_class[name] for name in DET_CLASSES},
+        "boxes_per_class": {name: per_class[name] for name in get_task(DETECTION).classes},
         "boxes_below_one_pixel": too_small,
     }
 
@@ -155,7 +152,7 @@ def _read_part(path):
 
 def _count_pixels(root, task, image_ids):
     """Per-class share of all pixels and the share left at 255, read from the masks."""
-    classes = CLASSES[task]
+    classes = get_task(task).classes
     counts = np.zeros(256, dtype=np.int64)
     for image_id in image_ids:
         path = output_path(root, task, image_id)
@@ -170,7 +167,7 @@ def _count_pixels(root, task, image_ids):
 
     return {
         "pixels": total,
-        "ignored_share": share(counts[IGNORE]),
+        "ignored_share": share(counts[IGNORE_LABEL]),
         "class_coverage": {name: share(counts[i]) for i, name in enumerate(classes)},
     }
 

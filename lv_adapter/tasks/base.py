@@ -45,7 +45,8 @@ class Task:
     * ``output_key`` (str): the model-output key of the task's prediction.
     * ``head_node`` (str): the config node under ``MODEL`` whose ``NUM_CLASSES`` sizes the head;
       ``default_head``: the ``TASK_HEAD_REGISTRY`` name ``MODEL.HEADS.<TASK>`` defaults to.
-    * ``threshold_key`` (str): the ``PSEUDO_LABELS`` key of its pseudo-label threshold.
+    * ``threshold_key`` (str): the ``PSEUDO_LABELS`` key of its pseudo-label threshold;
+      ``pseudo_path``: where its pseudo labels live under a pseudo-label root (BDD100K's layout).
     * ``readable_names`` (dict): class label -> how a prompt names it, for labels that read
       poorly in a sentence; every other class is named by its label.
     """
@@ -62,6 +63,7 @@ class Task:
     head_node = ""
     default_head = ""
     threshold_key = ""
+    pseudo_path = ""
     readable_names = {}
 
     @property
@@ -74,11 +76,20 @@ class Task:
         """The task's name in config keys: ``MODEL.HEADS.<config_key>`` and the like."""
         return self.name.upper()
 
+    # Panel of the drawing the task is drawn on (lv_adapter/utils/visualizer.py): 0 is the left.
+    panel = 0
+
     def classes_of(self, metadata):
         """The class names (tuple, label-id order) that a dataset's ``metadata`` holds under
         ``class_metadata_key``; the defaults when it holds none (or ``metadata`` is None)."""
         names = metadata.get(self.class_metadata_key, None) if metadata is not None else None
         return tuple(names) if names is not None else tuple(self.classes)
+
+    def colors_of(self, metadata):
+        """The RGB colours (one per class) of a dataset's ``metadata`` (``color_metadata_key``);
+        the defaults when it holds none."""
+        colors = metadata.get(self.color_metadata_key, None) if metadata is not None else None
+        return tuple(tuple(c) for c in (colors if colors is not None else self.colors))
 
     def num_classes(self, cfg):
         """The class count of the task's head: ``MODEL.<head_node>.NUM_CLASSES``."""
@@ -122,6 +133,34 @@ class Task:
     def build_evaluator(self, dataset_name, output_dir=None, ground_truth=None):
         """The task's detectron2 ``DatasetEvaluator`` on ``dataset_name`` (exports under
         ``output_dir``; ``ground_truth``: the dataset dicts shared by a multi-task evaluator)."""
+        raise NotImplementedError
+
+    # -- pseudo labels (engine/pseudo_labeler.py runs the teacher, data/pseudo_labels.py reads) --
+
+    def pseudo_label_file(self, root, image_id):
+        """The file a teacher writes for one image under pseudo-label ``root``; its presence
+        marks the image labeled (a resumed run skips it)."""
+        raise NotImplementedError
+
+    def write_pseudo_label(self, path, record, output, threshold):
+        """Write the pseudo label of one image (dataset dict ``record``) from the teacher's
+        ``output`` to ``path`` (atomically), keeping what scores at least ``threshold``."""
+        raise NotImplementedError
+
+    # -- drawing (the panels are laid out by lv_adapter/utils/visualizer.py) ---------------------
+
+    def drawable_from_label(self, dataset_dict):
+        """The task's ground truth of one image in :meth:`draw`'s form; None when unlabeled."""
+        raise NotImplementedError
+
+    def drawable_from_output(self, outputs, score_threshold=0.5):
+        """The task's prediction in one image's model ``outputs`` in :meth:`draw`'s form; None
+        when ``outputs`` have none (a model without the task)."""
+        raise NotImplementedError
+
+    def draw(self, vis, drawable, metadata):
+        """Draw ``drawable`` on detectron2's Visualizer ``vis``; classes named and coloured by
+        the dataset's ``metadata`` (:meth:`classes_of`, :meth:`colors_of`)."""
         raise NotImplementedError
 
 

@@ -4,15 +4,19 @@ Dataset dicts hold ``annotations`` (detectron2's format, XYXY_ABS boxes); the ma
 into ``instances`` (``gt_boxes``, ``gt_classes``; crowd and ignore boxes are not targets); the
 model returns ``instances`` (``pred_boxes``, ``scores``, ``pred_classes``).
 """
+import os
+
+import numpy as np
 import torch
 from detectron2.data import detection_utils as utils
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, Instances
 
 from lv_adapter.tasks.base import Task
+from lv_adapter.utils.io import write_json
 from lv_adapter.tasks.semantic import SEM_SEG_CLASSES, SEM_SEG_COLORS
 
-__all__ = ["DET_CLASSES", "DET_COLORS", "DETECTION", "DetectionTask"]
+__all__ = ["DET_CLASSES", "DET_COLORS", "DETECTION", "DetectionTask", "detection_frame"]
 
 DETECTION = "detection"
 
@@ -37,6 +41,15 @@ DET_COLORS = tuple(
 )
 
 
+_CROWD_COLOR = (0.6, 0.6, 0.6)  # ignore regions are drawn grey
+# Pseudo labels: one part file per image under <root>/.parts/detection/, merged into the det_20
+# file at the end (engine/pseudo_summary.py), then removed.
+PARTS_FOLDER = ".parts"
+# Decimals kept in the JSON: far below a pixel and below any useful score difference, and the
+# file is a third the size of one with every float digit.
+BOX_DECIMALS, SCORE_DECIMALS = 3, 4
+
+
 class DetectionTask(Task):
     name = DETECTION
     classes = DET_CLASSES
@@ -52,6 +65,7 @@ class DetectionTask(Task):
     head_node = "SPARSE_RCNN"
     default_head = "SparseRCNNHead"
     threshold_key = "DET_SCORE_THRESH"
+    pseudo_path = "labels/det_20/det_train.json"
 
     def map_label(self, label, dataset_dict, transforms, image_shape):
         """:class:`Instances` of the non-crowd boxes, transformed, clipped, empty ones removed
@@ -94,3 +108,90 @@ class DetectionTask(Task):
         from lv_adapter.evaluation.detection import DetectionEvaluator  # evaluation reads tasks
 
         return DetectionEvaluator(dataset_name, output_dir=output_dir, ground_truth=ground_truth)
+
+    def pseudo_label_file(self, root, image_id):
+        return os.path.join(root, PARTS_FOLDER, self.name, f"{image_id}.json")
+
+    def write_pseudo_label(self, path, record, output, threshold):
+        """A part file ``{"frame": det_20 frame, "boxes_below_one_pixel": n}``."""
+        name = os.path.basename(record["file_name"])
+        frame, too_small = detection_frame(name, output[self.output_key], threshold)
+        write_json(path, {"frame": frame, "boxes_below_one_pixel": too_small})
+
+    def drawable_from_label(self, dataset_dict):
+        """``{"boxes": [N, 4] XYXY_ABS, "classes": [N], "crowd": [N] bool}``."""
+        if self.name not in dataset_dict.get("labeled_tasks", ()):
+            return None
+        annos = dataset_dict["annotations"]
+        return {
+            "boxes": [a["bbox"] for a in annos],
+            "classes": [a["category_id"] for a in annos],
+            "crowd": [bool(a.get("iscrowd", 0)) for a in annos],
+        }
+
+    def drawable_from_output(self, outputs, score_threshold=0.5):
+        """The boxes scored at least ``score_threshold``, with ``scores``."""
+        if self.output_key not in outputs:
+            return None
+        instances = outputs[self.output_key].to("cpu")
+        instances = instances[instances.scores >= score_threshold]
+        return {
+            "boxes": instances.pred_boxes.tensor.numpy(),
+            "classes": instances.pred_classes.tolist(),
+            "scores": instances.scores.tolist(),
+        }
+
+    def draw(self, vis, drawable, metadata):
+        """Boxes labeled with their class (and score), in their class colour; crowd and ignore
+        regions grey, marked "(ignore)"."""
+        if len(drawable["boxes"]) == 0:
+            return
+        names, colors = self.classes_of(metadata), self.colors_of(metadata)
+        scores = drawable.get("scores")
+        crowd = drawable.get("crowd", [False] * len(drawable["boxes"]))
+        labels, box_colors = [], []
+        for i, (cls, is_crowd) in enumerate(zip(drawable["classes"], crowd)):
+            text = names[cls] + (" (ignore)" if is_crowd else "")
+            labels.append(text if scores is None else f"{text} {scores[i]:.2f}")
+            box_colors.append(_CROWD_COLOR if is_crowd else tuple(c / 255 for c in colors[cls]))
+        vis.overlay_instances(
+            boxes=np.asarray(drawable["boxes"]), labels=labels, assigned_colors=box_colors
+        )
+
+
+def detection_frame(name, instances, threshold):
+    """One ``det_20`` frame from a teacher's ``Instances``: the boxes scored at least
+    ``threshold``; ``box2d`` in BDD100K's inclusive pixel indices (a continuous ``(x1, y1, x2,
+    y2)`` is written as ``x2 - 1, y2 - 1``, the inverse of the loader's ``+ 1``), so a box under
+    one pixel wide or high has no such form and is left out (counted).
+
+    Args:
+        name (str): the frame's image file name (``<stem>.jpg``).
+        instances (Instances): ``pred_boxes`` (XYXY, original resolution), ``scores``,
+            ``pred_classes`` (0..9).
+        threshold (float): lowest score kept.
+
+    Returns:
+        tuple[dict, int]: the frame (labels by decreasing score) and the number of boxes above
+        the threshold left out for being under one pixel wide or high.
+    """
+    instances = instances.to("cpu")
+    boxes = instances.pred_boxes.tensor.double().numpy()
+    scores = instances.scores.double().numpy()
+    classes = instances.pred_classes.numpy()
+    labels, too_small = [], 0
+    for index in np.argsort(-scores, kind="stable"):
+        if scores[index] < threshold:
+            continue
+        x1, y1, x2, y2 = boxes[index].tolist()
+        if x2 - 1 < x1 or y2 - 1 < y1:
+            too_small += 1
+            continue
+        box2d = dict(zip(("x1", "y1", "x2", "y2"), (x1, y1, x2 - 1, y2 - 1)))
+        labels.append({
+            "id": str(len(labels)),
+            "category": DET_CLASSES[int(classes[index])],
+            "box2d": {k: round(v, BOX_DECIMALS) for k, v in box2d.items()},
+            "score": round(float(scores[index]), SCORE_DECIMALS),
+        })
+    return {"name": name, "labels": labels}, too_small

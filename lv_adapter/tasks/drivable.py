@@ -52,5 +52,9 @@ class DrivableTask(MaskTask):
     legacy_key = "drivable_legacy"
     legacy_lut = _legacy_lut()
     export_name = "drivable"
+    pseudo_path = "labels/drivable/masks/train"
+    hidden_class = DRIVABLE_BACKGROUND
+    draw_alpha = 0.4
+    draw_area_threshold = None  # detectron2's default
     # The official drivable mIoU counts the pixels whose ground truth is direct or alternative.
     official_classes = tuple(c for c in range(len(DRIVABLE_CLASSES)) if c != DRIVABLE_BACKGROUND)

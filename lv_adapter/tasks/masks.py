@@ -5,16 +5,20 @@ the image size and the head's class count), transforms it with the image and wri
 tensor under ``input_key`` (255 = ignored, all 255 when the image is not labeled for the task);
 the model returns ``[K, H, W]`` class scores under ``output_key``.
 """
+import os
+
 import cv2
 import numpy as np
 import torch
+from detectron2.data import Metadata
 from detectron2.data import transforms as T
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from torch.nn import functional as F
 
-from lv_adapter.tasks.base import IGNORE_LABEL, Task, TASK_REGISTRY
+from lv_adapter.tasks.base import IGNORE_LABEL, TASK_REGISTRY, Task
+from lv_adapter.utils.io import write_image
 
-__all__ = ["MaskTask", "mask_task_names", "transform_label_mask"]
+__all__ = ["MaskTask", "confident_labels", "mask_task_names", "transform_label_mask"]
 
 
 class MaskTask(Task):
@@ -24,7 +28,9 @@ class MaskTask(Task):
     in an older encoding, remapped by ``legacy_lut`` (a 256-entry uint8 table); ``export_name``:
     the folder of the exported prediction PNGs (``<output>/<dataset export folder>/<name>/``);
     ``official_classes``: the ground-truth classes the official toolkit's mIoU counts when it
-    differs from the mean over all classes (empty: it does not).
+    differs from the mean over all classes (empty: it does not); ``hidden_class``: a class left
+    undrawn (drivable's background, so the scene stays visible); ``draw_alpha`` and
+    ``draw_area_threshold``: detectron2's ``draw_sem_seg`` arguments.
     """
 
     default_head = "MaskFormerHead"
@@ -32,6 +38,9 @@ class MaskTask(Task):
     legacy_lut = None
     export_name = ""
     official_classes = ()
+    hidden_class = None
+    draw_alpha = 0.5
+    draw_area_threshold = 0
 
     def read_label(self, dataset_dict, image_shape, num_classes=None):
         """The HxW uint8 mask of one image (checked: size, values in 0..K-1 or 255)."""
@@ -83,6 +92,49 @@ class MaskTask(Task):
         return SegmentationEvaluator(dataset_name, self.name, output_dir=output_dir,
                                      ground_truth=ground_truth)
 
+    def pseudo_label_file(self, root, image_id):
+        return os.path.join(root, self.pseudo_path, f"{image_id}.png")
+
+    def write_pseudo_label(self, path, record, output, threshold):
+        """A uint8 label-id PNG of the original size, 255 where the teacher is unsure
+        (:func:`confident_labels`)."""
+        labels = confident_labels(output[self.output_key], threshold)
+        if labels.shape != (record["height"], record["width"]):
+            raise ValueError(
+                f"{record['file_name']}: the teacher's {self.name} output is "
+                f"{labels.shape[1]}x{labels.shape[0]}, the image {record['width']}x"
+                f"{record['height']} (WxH)"
+            )
+        write_image(path, labels)
+
+    def drawable_from_label(self, dataset_dict):
+        """The HxW class ids of the image's mask (checked as the mapper checks it)."""
+        if self.name not in dataset_dict.get("labeled_tasks", ()):
+            return None
+        from lv_adapter.data.readers import read_record_mask
+
+        return read_record_mask(dataset_dict, self.name,
+                                (dataset_dict["height"], dataset_dict["width"]))
+
+    def drawable_from_output(self, outputs, score_threshold=0.5):
+        """The HxW argmax of the ``[K, H, W]`` scores."""
+        if self.output_key not in outputs:
+            return None
+        return outputs[self.output_key].argmax(dim=0).cpu().numpy()
+
+    def draw(self, vis, drawable, metadata):
+        """The class ids as a translucent overlay with class names, ``hidden_class`` left out."""
+        if self.hidden_class is not None:
+            drawable = np.where(drawable == self.hidden_class, IGNORE_LABEL, drawable)
+        own = Metadata(stuff_classes=list(self.classes_of(metadata)),
+                       stuff_colors=[list(c) for c in self.colors_of(metadata)])
+        shared, vis.metadata = vis.metadata, own  # draw_sem_seg names classes by vis.metadata
+        try:
+            vis.draw_sem_seg(drawable, area_threshold=self.draw_area_threshold,
+                             alpha=self.draw_alpha)
+        finally:
+            vis.metadata = shared
+
 
 def mask_task_names():
     """The registered tasks labeled by masks, in registration order."""
@@ -102,3 +154,22 @@ def transform_label_mask(transforms, labels):
         else:
             labels = transform.apply_segmentation(labels)
     return labels
+
+
+def confident_labels(scores, threshold):
+    """Label ids of a KxHxW score map, 255 where the confidence is below ``threshold``.
+
+    Args:
+        scores (Tensor): [K, H, W] non-negative class scores (MaskFormer's semantic inference).
+        threshold (float): lowest confidence (the winner's share of the scores' sum) kept.
+
+    Returns:
+        np.ndarray: HxW uint8, values in 0..K-1 or 255.
+    """
+    scores = scores.float().cpu()
+    best, labels = scores.max(dim=0)
+    total = scores.sum(dim=0)
+    confidence = torch.where(total > 0, best / total.clamp_min(1e-12), torch.zeros_like(total))
+    labels = labels.to(torch.uint8)
+    labels[confidence < threshold] = IGNORE_LABEL
+    return labels.numpy()

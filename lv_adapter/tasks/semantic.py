@@ -63,3 +63,5 @@ class SemanticTask(MaskTask):
     head_node = "SEMANTIC_HEAD"
     threshold_key = "SEM_SEG_THRESH"
     export_name = "sem_seg"
+    pseudo_path = "labels/sem_seg/masks/train"
+    panel = 1  # the right panel: a full-scene overlay, beside the boxes and drivable area

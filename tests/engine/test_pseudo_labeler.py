@@ -24,7 +24,7 @@ from lv_adapter.data.readers import read_image, read_label_mask
 from lv_adapter.data.splits import make_split, save_split
 from lv_adapter.engine.predictor import Predictor
 from lv_adapter.engine.pseudo_provenance import check_same_teacher, identity_path
-from lv_adapter.engine.pseudo_labeler import confident_labels
+from lv_adapter.tasks.masks import confident_labels
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import generate_pseudo_labels as tool  # noqa: E402

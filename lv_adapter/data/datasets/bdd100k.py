@@ -33,10 +33,15 @@ from lv_adapter.data.datasets.mask_files import (
     match_masks,
 )
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
-from lv_adapter.tasks import DETECTION, DRIVABLE, IGNORE_LABEL, SEMANTIC, get_task, task_names
-from lv_adapter.tasks.detection import DET_CLASSES, DET_COLORS
-from lv_adapter.tasks.drivable import DRIVABLE_CLASSES, DRIVABLE_COLORS
-from lv_adapter.tasks.semantic import SEM_SEG_CLASSES, SEM_SEG_COLORS
+from lv_adapter.tasks import (
+    BUILTIN_TASKS,
+    DETECTION,
+    DRIVABLE,
+    IGNORE_LABEL,
+    SEMANTIC,
+    get_task,
+    task_names,
+)
 
 __all__ = [
     "DRIVABLE_ENDINGS",
@@ -56,22 +61,19 @@ logger = logging.getLogger(__name__)
 
 
 def bdd100k_metadata():
-    """Class names and colours of the three tasks, for ``MetadataCatalog``.
+    """Class names and colours of the three tasks, for ``MetadataCatalog``: each task's classes
+    and colours under its registration's metadata keys.
 
     Returns:
         dict: ``thing_classes``/``thing_colors`` (10 detection classes), ``stuff_classes``/
         ``stuff_colors`` (19 semantic classes), ``drivable_classes``/``drivable_colors`` (3) and
         ``ignore_label`` (255).
     """
-    return {
-        "thing_classes": list(DET_CLASSES),
-        "thing_colors": [list(c) for c in DET_COLORS],
-        "stuff_classes": list(SEM_SEG_CLASSES),
-        "stuff_colors": [list(c) for c in SEM_SEG_COLORS],
-        "drivable_classes": list(DRIVABLE_CLASSES),
-        "drivable_colors": [list(c) for c in DRIVABLE_COLORS],
-        "ignore_label": IGNORE_LABEL,
-    }
+    metadata = {"ignore_label": IGNORE_LABEL}
+    for task in map(get_task, BUILTIN_TASKS):
+        metadata[task.class_metadata_key] = list(task.classes)
+        metadata[task.color_metadata_key] = [list(c) for c in task.colors]
+    return metadata
 
 
 def load_bdd100k(

@@ -6,7 +6,7 @@ down to the finest level's stride, the levels are summed, a 1x1 convolution pred
 class logits, and a per-pixel cross-entropy (255 ignored) trains it. No queries, no attention,
 no matching: the convolutional counterpart of the MaskFormer head for the paper's table 8.
 
-It reads the task's own node (``MODEL.SEMANTIC_HEAD`` or ``MODEL.DRIVABLE_HEAD``):
+It reads the task's own head node (``MODEL.SEMANTIC_HEAD``, ``MODEL.DRIVABLE_HEAD``, a project's):
 ``IN_FEATURES`` (the FPN levels; the finest sets the output stride), ``NUM_CLASSES``,
 ``CONVS_DIM`` (the width of the conv steps) and ``NORM``. Select it with
 ``MODEL.HEADS.SEMANTIC "SemanticFPNHead"`` (and/or ``MODEL.HEADS.DRIVABLE``).
@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
-from lv_adapter.tasks import DRIVABLE, IGNORE_LABEL, SEMANTIC, get_task
+from lv_adapter.tasks import IGNORE_LABEL, MaskTask, get_task
 
 __all__ = ["SemanticFPNHead", "dense_targets"]
 
@@ -32,7 +32,7 @@ class SemanticFPNHead(nn.Module):
         fpn_head (SemSegFPNHead): detectron2's head: features -> [B, K, H/s, W/s] logits.
     """
 
-    TASKS = (SEMANTIC, DRIVABLE)
+    TASK_KINDS = (MaskTask,)  # semantic, drivable, and any project's mask task
 
     @configurable
     def __init__(self, *, task, fpn_head):
