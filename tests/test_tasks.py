@@ -14,7 +14,7 @@ from conftest import REPO, freed_dataset_names
 from lv_adapter.config import build_config
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.mapper import MultiTaskDatasetMapper
-from lv_adapter.evaluation import build_multitask_evaluator
+from lv_adapter.evaluation import build_multitask_evaluator, metric_lines
 from lv_adapter.tasks import (
     BUILTIN_TASKS,
     TASK_REGISTRY,
@@ -44,6 +44,8 @@ class ToyTask(MaskTask):
     head_node = "TOY_HEAD"
     threshold_key = "TOY_THRESH"
     export_name = "toy"
+    short_name = "toy"
+    headline_metrics = ("mIoU",)
 
 
 @contextlib.contextmanager
@@ -160,3 +162,4 @@ def test_a_registered_mask_task_is_mapped_checked_and_evaluated(tmp_path):
         results = evaluator.evaluate()
         assert set(results) == {"toy_seg"} and results["toy_seg"]["mIoU"] == pytest.approx(100)
         assert results["toy_seg"]["IoU-kerb"] == pytest.approx(100)
+        assert metric_lines(results) == ["toy mIoU 100.0"]

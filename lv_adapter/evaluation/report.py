@@ -1,30 +1,22 @@
 """One line per headline metric, named by task: what the demo and the benchmarks print."""
 import math
 
-# (results key, metric, printed task name)
-HEADLINE_METRICS = (
-    ("bbox", "AP", "det"),
-    ("bbox", "AP50", "det"),
-    ("bbox", "AP75", "det"),
-    ("sem_seg", "mIoU", "sem"),
-    ("sem_seg", "pACC", "sem"),
-    ("drivable_seg", "mIoU", "drivable"),
-    ("drivable_seg", "mIoU_bdd100k", "drivable"),
-    ("drivable_seg", "pACC", "drivable"),
-)
+from lv_adapter.tasks import get_task, task_names
 
 
 def metric_lines(results):
-    """Lines like ``det AP50 12.3`` for the headline metrics present in ``results``.
+    """Lines like ``det AP50 12.3`` for the headline metrics present in ``results``: each
+    registered task's ``headline_metrics`` under its ``result_key``, named by its ``short_name``.
 
     Args:
         results (dict): detectron2 evaluation results, e.g. ``{"bbox": {"AP50": 12.3}, ...}``;
             for several datasets (``{dataset: {...}}``) pass one dataset's results.
     """
     lines = []
-    for key, metric, task in HEADLINE_METRICS:
-        value = results.get(key, {}).get(metric)
-        if value is not None:
-            text = "nan" if math.isnan(value) else f"{value:.1f}"
-            lines.append(f"{task} {metric} {text}")
+    for task in map(get_task, task_names()):
+        for metric in task.headline_metrics:
+            value = results.get(task.result_key, {}).get(metric)
+            if value is not None:
+                text = "nan" if math.isnan(value) else f"{value:.1f}"
+                lines.append(f"{task.short_name} {metric} {text}")
     return lines

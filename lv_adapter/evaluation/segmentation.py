@@ -118,7 +118,7 @@ class SegmentationEvaluator(TaskEvaluator):
             )
         summary = {k: v for k, v in results.items() if not k.startswith("IoU-")}
         self._logger.info(f"{self._task} segmentation (%):\n" + create_small_table(summary))
-        return {self._spec.output_key: results}
+        return {self._spec.result_key: results}
 
     def _write_pngs(self, encoded):
         for stem, data in encoded:

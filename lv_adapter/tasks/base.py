@@ -49,6 +49,8 @@ class Task:
       ``pseudo_path``: where its pseudo labels live under a pseudo-label root (BDD100K's layout).
     * ``readable_names`` (dict): class label -> how a prompt names it, for labels that read
       poorly in a sentence; every other class is named by its label.
+    * ``result_key`` (str): the key of its evaluator's results; ``short_name`` and
+      ``headline_metrics``: how the demo and the tables name it, and the metrics they print.
     """
 
     name = ""
@@ -65,6 +67,9 @@ class Task:
     threshold_key = ""
     pseudo_path = ""
     readable_names = {}
+    result_key = ""
+    short_name = ""
+    headline_metrics = ()
 
     @property
     def __name__(self):

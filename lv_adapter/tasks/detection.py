@@ -66,6 +66,9 @@ class DetectionTask(Task):
     default_head = "SparseRCNNHead"
     threshold_key = "DET_SCORE_THRESH"
     pseudo_path = "labels/det_20/det_train.json"
+    result_key = "bbox"
+    short_name = "det"
+    headline_metrics = ("AP", "AP50", "AP75")
 
     def map_label(self, label, dataset_dict, transforms, image_shape):
         """:class:`Instances` of the non-crowd boxes, transformed, clipped, empty ones removed

@@ -53,6 +53,8 @@ class DrivableTask(MaskTask):
     legacy_lut = _legacy_lut()
     export_name = "drivable"
     pseudo_path = "labels/drivable/masks/train"
+    short_name = "drivable"
+    headline_metrics = ("mIoU", "mIoU_bdd100k", "pACC")
     hidden_class = DRIVABLE_BACKGROUND
     draw_alpha = 0.4
     draw_area_threshold = None  # detectron2's default

@@ -42,6 +42,11 @@ class MaskTask(Task):
     draw_alpha = 0.5
     draw_area_threshold = 0
 
+    @property
+    def result_key(self):
+        """The evaluator's results key: the output key (``sem_seg``, ``drivable_seg``)."""
+        return self.output_key
+
     def read_label(self, dataset_dict, image_shape, num_classes=None):
         """The HxW uint8 mask of one image (checked: size, values in 0..K-1 or 255)."""
         from lv_adapter.data.readers import read_record_mask  # the data layer reads the tasks

@@ -64,4 +64,6 @@ class SemanticTask(MaskTask):
     threshold_key = "SEM_SEG_THRESH"
     export_name = "sem_seg"
     pseudo_path = "labels/sem_seg/masks/train"
+    short_name = "sem"
+    headline_metrics = ("mIoU", "pACC")
     panel = 1  # the right panel: a full-scene overlay, beside the boxes and drivable area
