@@ -8,7 +8,9 @@ DEMO_CONFIG ?= configs/sample/lv_adapter_R18.yaml
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist; one per core of the CI machine). A module stays in one process.
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+# --no-loadscope-reorder: modules in collection order (tests/conftest.py puts the long ones
+# first); xdist's default orders them by test count, which ran the one-test pipeline module last.
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: setup setup-d2main demo pipeline test test-d2main test-seeds test-reversed test-fast lint benchmark-data benchmark-speed benchmark-learning toolkit-env toolkit-parity clean
 

@@ -13,6 +13,8 @@ from conftest import REPO, subprocess_env
 PROJECT = os.path.join(REPO, "projects", "LaneMarking")
 TOOL = os.path.join(PROJECT, "tools", "evaluate_lane.py")
 sys.path.append(PROJECT)  # after the repository: "train_net" stays the root one
+sys.path.append(os.path.join(PROJECT, "tools"))
+import evaluate_lane  # noqa: E402
 from lv_lanes.encoding import BACKGROUND, CATEGORIES, decode, encode, invalid_values  # noqa: E402
 from lv_lanes.metric import LaneScores, image_scores  # noqa: E402
 
@@ -105,20 +107,22 @@ def test_evaluate_lane_scores_folders_and_writes_json(tmp_path):
     assert results["F1_pix2/single white"] == pytest.approx(50)
 
 
-def test_evaluate_lane_refuses_what_it_cannot_score_naming_the_file(tmp_path):
+def test_evaluate_lane_refuses_what_it_cannot_score_naming_the_file(tmp_path, capsys):
     truth = vertical_line(10, SINGLE_WHITE)
     write_masks(tmp_path / "gt", {"a": truth})
     write_masks(tmp_path / "small", {"a": truth[:10]})
     write_masks(tmp_path / "odd", {"a": vertical_line(10, 9)})  # bit 3 with a category: no value
-    done = run_tool("--gt", tmp_path / "gt", "--pred", tmp_path / "small")
-    assert done.returncode == 2 and "small/a.png: 30x10 (WxH), but its ground truth is 30x20" \
-        in done.stderr
-    done = run_tool("--gt", tmp_path / "gt", "--pred", tmp_path / "odd")
-    assert done.returncode == 2 and "odd/a.png: values [9] are outside BDD100K's lane" \
-        in done.stderr
-    done = run_tool("--gt", tmp_path / "nowhere", "--pred", tmp_path / "odd")
-    assert done.returncode == 2 and "nowhere: ground-truth folder not found" in done.stderr
     (tmp_path / "file").write_text("")
-    done = run_tool("--gt", tmp_path / "gt", "--pred", tmp_path / "gt",
-                    "--json", tmp_path / "file" / "lane.json")
-    assert done.returncode == 2 and "is a file, not a folder" in done.stderr
+    cases = [
+        (["--pred", tmp_path / "small"], "small/a.png: 30x10 (WxH), but its ground truth is 30x20"),
+        (["--pred", tmp_path / "odd"], "odd/a.png: values [9] are outside BDD100K's lane"),
+        (["--pred", tmp_path / "gt", "--json", tmp_path / "file" / "lane.json"],
+         "is a file, not a folder"),
+    ]
+    for argv, message in cases:  # in this process: the subprocess run above covers the start
+        with pytest.raises(SystemExit) as stop:
+            evaluate_lane.main(["--gt", str(tmp_path / "gt"), *map(str, argv)])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate_lane.main(["--gt", str(tmp_path / "nowhere"), "--pred", str(tmp_path / "odd")])
+    assert "nowhere: ground-truth folder not found" in capsys.readouterr().err
