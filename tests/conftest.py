@@ -14,6 +14,7 @@ module's tests share a worker, so its module fixtures are built once); seeding p
 results independent of which worker runs what.
 """
 import contextlib
+import importlib
 import logging
 import os
 import random
@@ -144,6 +145,32 @@ def _unregister(names):
     for name in names:
         DatasetCatalog.pop(name, None)
         MetadataCatalog.pop(name, None)
+
+
+@contextlib.contextmanager
+def project_imported(project, package):
+    """Import the package of ``projects/<project>`` (which registers its tasks and datasets) for
+    the body, then restore the task registry, the dataset catalogs and the multi-task sources
+    and forget the package: the tests after it see the core alone, as a user of the root
+    train_net.py does. Yields the package."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from lv_adapter.data.datasets import builtin
+    from lv_adapter.tasks import TASK_REGISTRY
+
+    stores = (TASK_REGISTRY._obj_map, DatasetCatalog, MetadataCatalog, builtin._TASK_SOURCES)
+    saved = [(store, dict(store)) for store in stores]
+    path = list(sys.path)
+    sys.path.append(os.path.join(REPO, "projects", project))  # after the repository's root
+    try:
+        yield importlib.import_module(package)
+    finally:
+        for store, content in saved:
+            store.clear()
+            store.update(content)
+        sys.path[:] = path
+        for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[name]
 
 
 @contextlib.contextmanager

@@ -61,6 +61,7 @@ from lv_adapter.engine.pseudo_summary import (
     remove_stale_outputs,
     weak_label_warnings,
 )
+from lv_adapter.projects import add_project_argument, import_projects
 from lv_adapter.tasks import get_task
 from lv_adapter.utils.cli import check_opts_last, check_writable_folder
 
@@ -82,11 +83,13 @@ def parse_args(argv=None):
                         help="label images whose ground truth the teacher trained on (recorded)")
     # Testing hook: end each process abruptly (os._exit) after it wrote this many images.
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
+    add_project_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs")
     args = parser.parse_args(argv)
     if args.num_gpus < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--num-gpus and --limit must be >= 1")
     check_opts_last(parser, args.opts)
+    import_projects(args.project)
     return args
 
 
@@ -158,6 +161,7 @@ def main(argv=None):
 def label_images(args, root, records, identity):
     """One process's share of the work (image i to process i % N); the main process records the
     teacher once its weights have loaded, before any image, and finishes."""
+    import_projects(args.project)  # again in a process of --num-gpus, which starts bare
     cfg = load_config(args)
     _setup_logger()
     labeler = PseudoLabeler(cfg)

@@ -25,12 +25,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def main(argv=None, writer_class=SampleWriter, tool="make_sample_bdd100k"):
+    """Draw and write the sample; ``writer_class``: a SampleWriter (a project's subclass writes
+    its task's labels too, e.g. projects/LaneMarking/tools/make_sample_lanes.py)."""
     args = parse_args(argv)
     try:
-        writer = SampleWriter(args.out, args.num_images, args.width, args.height, args.seed)
+        writer = writer_class(args.out, args.num_images, args.width, args.height, args.seed)
     except (ValueError, FileExistsError) as error:
-        sys.exit(f"make_sample_bdd100k: {error}")
+        sys.exit(f"{tool}: {error}")
     for index in tqdm(range(len(writer)), desc="drawing scenes", unit="scene"):
         writer.write_scene(index)
     print(format_summary(writer.finish()))

@@ -3,10 +3,11 @@ config file, ``$LV_ADAPTER_SEED`` and command-line pairs, checked by :func:`vali
 import os
 
 import torch
-from detectron2.config import get_cfg
+from detectron2.config import CfgNode, get_cfg
 
 from lv_adapter.config.defaults import add_lv_adapter_config
-from lv_adapter.config.validation import validate_config
+from lv_adapter.config.validation import unknown_tasks_problem, validate_config
+from lv_adapter.tasks import TASK_REGISTRY
 
 # Environment variable that replaces the config file's SEED (the command line still wins): runs
 # a whole test suite or a set of tool runs, subprocesses included, under another seed.
@@ -25,7 +26,7 @@ def build_config(config_file, opts=()):
     add_lv_adapter_config(cfg)
     for adder in _PROJECT_ADDERS:
         adder(cfg)
-    cfg.merge_from_file(config_file)
+    _merge_file(cfg, config_file)
     if os.environ.get(SEED_VARIABLE):
         cfg.merge_from_list(["SEED", _seed_from_environment()])
     cfg.merge_from_list(_non_finite_as_floats(opts))
@@ -35,6 +36,20 @@ def build_config(config_file, opts=()):
             raise ValueError("SOLVER.AMP.ENABLED needs a CUDA device; set it False on the CPU")
         cfg.MODEL.DEVICE = "cpu"
     return cfg
+
+
+def _merge_file(cfg, config_file):
+    """``cfg.merge_from_file``; a key of a task that is not registered (a project's head node,
+    when the project was not imported) is reported as the unknown task it belongs to."""
+    try:
+        cfg.merge_from_file(config_file)
+    except KeyError as e:
+        tasks = CfgNode.load_yaml_with_base(config_file).get("MODEL", {}).get("TASKS", [])
+        unknown = [task for task in tasks if task not in TASK_REGISTRY]
+        if unknown:
+            raise ValueError(f"{config_file}: {unknown_tasks_problem(unknown)}. "
+                             f"({e.args[0]}: a key of those tasks)") from e
+        raise
 
 
 def flat_config(node, prefix=""):

@@ -18,17 +18,20 @@ def validate_config(cfg):
         raise ValueError("invalid config:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+def unknown_tasks_problem(unknown):
+    """What to say of ``MODEL.TASKS`` naming the unregistered tasks ``unknown``."""
+    return (f"MODEL.TASKS has unknown tasks {unknown}; registered tasks: "
+            f"{', '.join(task_names())} (a project's tasks are registered when its package is "
+            f"imported: run the project's train_net.py)")
+
+
 def _task_problems(cfg):
     tasks = list(cfg.MODEL.TASKS)
     twice = sorted({task for task in tasks if tasks.count(task) > 1})
     problems = [f"MODEL.TASKS lists {task!r} twice" for task in twice]
     unknown = [task for task in tasks if task not in TASK_REGISTRY]
     if unknown:
-        problems.append(
-            f"MODEL.TASKS has unknown tasks {unknown}; registered tasks: "
-            f"{', '.join(task_names())} (a project's tasks are registered "
-            f"when its package is imported: run the project's train_net.py)"
-        )
+        problems.append(unknown_tasks_problem(unknown))
     for key, weight in cfg.MODEL.TASK_WEIGHTS.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             problems.append(f"MODEL.TASK_WEIGHTS.{key} is {weight!r}; it must be a number >= 0")

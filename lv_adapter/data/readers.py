@@ -98,7 +98,7 @@ def read_label_mask(path, task, image_shape=None, legacy_drivable=False, num_cla
     Returns:
         np.ndarray: HxW uint8 class ids in the current encoding, 255 = ignore.
     """
-    mask = _decode_mask(path)
+    mask = decode_mask(path)
     if image_shape is not None and mask.shape != tuple(image_shape):
         raise BadSampleError(
             path,
@@ -114,7 +114,10 @@ def read_label_mask(path, task, image_shape=None, legacy_drivable=False, num_cla
     return spec.legacy_lut[mask]
 
 
-def _decode_mask(path):
+def decode_mask(path):
+    """The HxW uint8 array of a single-channel 8-bit PNG; BadSampleError naming ``path`` when
+    it is missing, undecodable, multi-channel or not 8-bit (a project's mask task reads its own
+    encoding through this)."""
     if not os.path.isfile(path):
         raise BadSampleError(path, "label mask file is missing")
     mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)

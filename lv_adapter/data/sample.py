@@ -182,7 +182,9 @@ class SampleWriter:
     The manifest (``bdd100k/sample_manifest.json``, written first) lists every file of the
     sample. A later sample in the same place deletes the files of the earlier one that it does
     not rewrite, so no stale image survives; a bdd100k folder with files but no manifest (real
-    data, say) is refused rather than overwritten.
+    data, say) is refused rather than overwritten. A subclass writes further labels of each
+    scene (a project's task: projects/LaneMarking's lane masks) through :meth:`extra_files` and
+    :meth:`write_extra`.
     """
 
     def __init__(self, out_dir, num_images=60, width=1280, height=720, seed=0):
@@ -204,7 +206,17 @@ class SampleWriter:
             for image_set, split in plan.copies:
                 paths += [image_path("", image_set, split, plan.stem),
                           mask_path("", image_set, split, plan.stem)]
+            paths += self.extra_files(plan)
         return sorted(os.path.normpath(p) for p in paths)
+
+    def extra_files(self, plan):
+        """Paths (relative to the bdd100k folder) of the further labels a subclass writes for
+        the scene of ``plan`` (a project's task); none here. See :meth:`write_extra`."""
+        return []
+
+    def write_extra(self, scene, plan):
+        """Write the further labels of :meth:`extra_files` from the drawn ``scene`` (its label
+        maps: ``scene.markings``, ``scene.sem``, ...); a subclass's hook, nothing here."""
 
     def _start(self):
         """Refuse a foreign folder, drop an earlier sample's leftovers, write the manifest."""
@@ -241,6 +253,7 @@ class SampleWriter:
                 self.frames[index] = {"name": plan.stem + ".jpg", "attributes": scene.attributes,
                                       "timestamp": TIMESTAMP,
                                       "labels": None if plan.empty else scene.labels}
+        self.write_extra(scene, plan)
         self.written.add(index)
 
     def finish(self):

@@ -29,6 +29,7 @@ from lv_adapter.utils.io import atomic_path
 __all__ = [
     "SegmentationEvaluator",
     "confusion_matrix",
+    "encode_png",
     "official_drivable_miou",
     "segmentation_metrics",
 ]
@@ -78,7 +79,7 @@ class SegmentationEvaluator(TaskEvaluator):
             self._confusion += confusion_matrix(gt, prediction, len(self._classes))
             self._num_images += 1
             if self._output_dir:
-                self._encoded.append((file_stem(record["file_name"]), _encode_png(prediction)))
+                self._encoded.append((file_stem(record["file_name"]), encode_png(prediction)))
 
     def _read_gt(self, record):
         """The image's validated ground-truth mask, in the current encoding."""
@@ -129,7 +130,8 @@ class SegmentationEvaluator(TaskEvaluator):
         self._logger.info(f"Wrote {len(encoded)} {self._task} predictions to {folder}")
 
 
-def _encode_png(label_map):
+def encode_png(label_map):
+    """The PNG bytes of an HxW uint8 map (small enough to gather from every process)."""
     ok, data = cv2.imencode(".png", label_map)
     if not ok:
         raise OSError(f"could not encode a label map of shape {label_map.shape} as PNG")

@@ -8,20 +8,30 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, project_imported, subprocess_env
 
 PROJECT = os.path.join(REPO, "projects", "LaneMarking")
 TOOL = os.path.join(PROJECT, "tools", "evaluate_lane.py")
-sys.path.append(PROJECT)  # after the repository: "train_net" stays the root one
-sys.path.append(os.path.join(PROJECT, "tools"))
-import evaluate_lane  # noqa: E402
-from lv_lanes.encoding import BACKGROUND, CATEGORIES, decode, encode, invalid_values  # noqa: E402
-from lv_lanes.metric import LaneScores, image_scores  # noqa: E402
+SINGLE_WHITE = 6  # the category id of "single white" (checked below)
 
-SINGLE_WHITE = CATEGORIES.index("single white")
+
+@pytest.fixture(scope="module", autouse=True)
+def lanes():
+    """The project's package, imported (the lane task and datasets registered) for this
+    module only: the modules after it in this process see the core alone."""
+    with project_imported("LaneMarking", "lv_lanes") as package:
+        sys.path.append(os.path.join(PROJECT, "tools"))
+        try:
+            yield package
+        finally:
+            sys.path.remove(os.path.join(PROJECT, "tools"))
+            sys.modules.pop("evaluate_lane", None)
 
 
 def test_the_byte_encoding_round_trips_and_names_what_lies_outside_it():
+    from lv_lanes.encoding import BACKGROUND, CATEGORIES, decode, encode, invalid_values
+
+    assert CATEGORIES.index("single white") == SINGLE_WHITE
     value = encode(CATEGORIES.index("double yellow"), 1, 1)  # dashed, vertical
     assert value == 3 + 16 + 32
     fields = decode(np.array([[value, BACKGROUND]], np.uint8))
@@ -35,12 +45,16 @@ def test_the_byte_encoding_round_trips_and_names_what_lies_outside_it():
 
 
 def vertical_line(column, value, shape=(20, 30)):
+    from lv_lanes.encoding import BACKGROUND
+
     mask = np.full(shape, BACKGROUND, np.uint8)
     mask[:, column] = value
     return mask
 
 
 def test_a_perfect_prediction_scores_100_and_a_shift_only_within_its_tolerance():
+    from lv_lanes.metric import LaneScores, image_scores
+
     truth = vertical_line(10, SINGLE_WHITE)
     scores = LaneScores()
     scores.add(image_scores(truth, truth))
@@ -58,6 +72,9 @@ def test_a_perfect_prediction_scores_100_and_a_shift_only_within_its_tolerance()
 
 
 def test_precision_and_recall_count_pixels_within_the_tolerance_and_images_are_averaged():
+    from lv_lanes.encoding import BACKGROUND
+    from lv_lanes.metric import LaneScores, image_scores
+
     truth = vertical_line(10, SINGLE_WHITE)  # rows 0-19
     half = truth.copy()
     half[10:, 10] = BACKGROUND  # rows 0-9: every predicted pixel is right (precision 1), and
@@ -86,6 +103,8 @@ def run_tool(*argv):
 
 
 def test_evaluate_lane_scores_folders_and_writes_json(tmp_path):
+    from lv_lanes.metric import LaneScores, image_scores
+
     truth = vertical_line(10, SINGLE_WHITE)
     write_masks(tmp_path / "gt", {"a": truth, "b": truth})
     write_masks(tmp_path / "pred", {"a": vertical_line(12, SINGLE_WHITE)})
@@ -108,13 +127,16 @@ def test_evaluate_lane_scores_folders_and_writes_json(tmp_path):
 
 
 def test_evaluate_lane_refuses_what_it_cannot_score_naming_the_file(tmp_path, capsys):
+    import evaluate_lane
+
     truth = vertical_line(10, SINGLE_WHITE)
     write_masks(tmp_path / "gt", {"a": truth})
     write_masks(tmp_path / "small", {"a": truth[:10]})
     write_masks(tmp_path / "odd", {"a": vertical_line(10, 9)})  # bit 3 with a category: no value
     (tmp_path / "file").write_text("")
     cases = [
-        (["--pred", tmp_path / "small"], "small/a.png: 30x10 (WxH), but its ground truth is 30x20"),
+        (["--pred", tmp_path / "small"],
+         "small/a.png: lane mask is 30x10 (WxH) but its ground truth is 30x20"),
         (["--pred", tmp_path / "odd"], "odd/a.png: values [9] are outside BDD100K's lane"),
         (["--pred", tmp_path / "gt", "--json", tmp_path / "file" / "lane.json"],
          "is a file, not a folder"),

@@ -59,18 +59,20 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+PROJECT_MASK_ENDINGS = (".png",)  # masks of a project's task (``task_masks``): <stem>.png
 
-def bdd100k_metadata():
-    """Class names and colours of the three tasks, for ``MetadataCatalog``: each task's classes
-    and colours under its registration's metadata keys.
+
+def bdd100k_metadata(tasks=BUILTIN_TASKS):
+    """Class names and colours of ``tasks`` (BDD100K's three by default), for
+    ``MetadataCatalog``: each task's classes and colours under its registration's metadata keys.
 
     Returns:
         dict: ``thing_classes``/``thing_colors`` (10 detection classes), ``stuff_classes``/
-        ``stuff_colors`` (19 semantic classes), ``drivable_classes``/``drivable_colors`` (3) and
-        ``ignore_label`` (255).
+        ``stuff_colors`` (19 semantic classes), ``drivable_classes``/``drivable_colors`` (3), a
+        project task's own keys, and ``ignore_label`` (255).
     """
     metadata = {"ignore_label": IGNORE_LABEL}
-    for task in map(get_task, BUILTIN_TASKS):
+    for task in map(get_task, dict.fromkeys((*BUILTIN_TASKS, *tasks))):
         metadata[task.class_metadata_key] = list(task.classes)
         metadata[task.color_metadata_key] = [list(c) for c in task.colors]
     return metadata
@@ -83,6 +85,7 @@ def load_bdd100k(
     drivable_root=None,
     legacy_drivable=False,
     on_bad_sample=None,
+    task_masks=None,
 ):
     """Load BDD100K labels of one image folder as Detectron2 dataset dicts (see module doc).
 
@@ -99,6 +102,9 @@ def load_bdd100k(
             ``legacy_drivable``.
         legacy_drivable (bool): the drivable masks use the 2018 encoding.
         on_bad_sample (str or None): "raise" or "skip"; None uses the global default policy.
+        task_masks (dict or None): ``{task: folder of <stem>.png}`` for further mask tasks (a
+            project's, registered in :mod:`lv_adapter.tasks`); the file goes under the task's
+            first label key, and the task's ``read_label`` reads it.
 
     Returns:
         list[dict]: one dict per image, sorted by ``image_id``.
@@ -114,6 +120,8 @@ def load_bdd100k(
     if drivable_root is not None:
         endings = LEGACY_DRIVABLE_ENDINGS if legacy_drivable else DRIVABLE_ENDINGS
         _add_masks(entries, drivable_root, endings, DRIVABLE, image_root, legacy_drivable)
+    for task, folder in (task_masks or {}).items():
+        _add_masks(entries, folder, PROJECT_MASK_ENDINGS, task, image_root)
     dicts = []
     for stem in sorted(entries.keys() - bad):
         try:
@@ -122,8 +130,8 @@ def load_bdd100k(
             handler(e)
     if handler.count:
         logger.warning(f"skipped {handler.count} bad images/frames while loading {image_root}")
-    tasks = [t for t, src in ((DETECTION, det_json), (SEMANTIC, sem_seg_root),
-                              (DRIVABLE, drivable_root)) if src is not None]
+    sources = ((DETECTION, det_json), (SEMANTIC, sem_seg_root), (DRIVABLE, drivable_root))
+    tasks = [t for t, src in sources if src is not None] + list(task_masks or ())
     logger.info(f"Loaded {len(dicts)} BDD100K images from {image_root} "
                 f"(labeled for {format_task_counts(dicts, tasks)})")
     return dicts
@@ -230,11 +238,13 @@ def register_loader(name, loader, tasks, **paths):
         name (str): dataset name; must not be registered yet.
         loader (callable): returns the list of dataset dicts; called only by ``DatasetCatalog.get``.
         tasks (iterable[str]): the tasks this dataset can label (``metadata.tasks``).
-        paths: ``image_root``, ``json_file``, ``sem_seg_root``, ``drivable_root``; those that are
-            None are left out of the metadata (detectron2's evaluators test for ``json_file``).
+        paths: ``image_root``, ``json_file``, ``sem_seg_root``, ``drivable_root`` (or a project
+            task's ``label_source_key``); those that are None are left out of the metadata
+            (detectron2's evaluators test for ``json_file``).
     """
+    tasks = list(tasks)
     DatasetCatalog.register(name, loader)
-    metadata = bdd100k_metadata()
+    metadata = bdd100k_metadata(tasks)
     metadata.update({k: v for k, v in paths.items() if v is not None})
     metadata["tasks"] = [task for task in task_names() if task in set(tasks)]
     MetadataCatalog.get(name).set(**metadata)

@@ -12,10 +12,15 @@ Names (``<root>/bdd100k`` holds the official layout):
 * ``bdd100k_{full,disjoint_normal,disjoint_balance}_train_pseudo``: each setting with the pseudo
   labels under ``<root>/bdd100k/pseudo/<setting>`` filling the tasks an image lacks
   (:mod:`lv_adapter.data.pseudo_labels`; ground truth wins).
+
+A project's task joins the multi-task sets through :func:`add_task_source` (its labels merged by
+image; projects/LaneMarking adds BDD100K's lane marking this way).
 """
 import functools
 import logging
 import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from lv_adapter.data.datasets.bdd100k import (
     load_bdd100k,
@@ -25,9 +30,10 @@ from lv_adapter.data.datasets.bdd100k import (
 from lv_adapter.data.errors import BadSampleError
 from lv_adapter.data.pseudo_labels import default_pseudo_root, register_with_pseudo_labels
 from lv_adapter.data.splits import SETTINGS, apply_split, leaked_stems, load_split, make_split
-from lv_adapter.tasks import BUILTIN_TASKS, DETECTION, DRIVABLE, SEMANTIC
+from lv_adapter.tasks import BUILTIN_TASKS, DETECTION, DRIVABLE, SEMANTIC, get_task
 
 __all__ = [
+    "add_task_source",
     "check_datasets_root",
     "load_multitask",
     "load_setting",
@@ -37,6 +43,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# A project's tasks whose labels the multi-task sets merge by image: task -> loader(root, split)
+# returning that task's dataset dicts (see add_task_source); and the roots registered so far.
+_TASK_SOURCES = {}
+_ROOTS = []
 
 
 def official_paths(root, split):
@@ -66,7 +77,8 @@ def load_multitask(root, split):
     det = load_bdd100k(p["images_100k"], det_json=p["det_json"])
     drivable = load_bdd100k(p["images_100k"], drivable_root=p["drivable_root"])
     sem_seg = load_bdd100k(p["images_10k"], sem_seg_root=p["sem_seg_root"])
-    dicts = merge_by_image(det, drivable, sem_seg)
+    extra = [load(root, split) for load in _TASK_SOURCES.values()]
+    dicts = merge_by_image(det, drivable, sem_seg, *extra)
     if split != "train":
         return dicts
     leaked = leaked_stems((d["image_id"] for d in sem_seg), _image_stems(root, "val"))
@@ -112,6 +124,7 @@ def register_all_bdd100k(root):
 
     The multi-task datasets have two image folders, so their metadata has no ``image_root``.
     """
+    _ROOTS.append(root)
     for split in ("train", "val"):
         p = official_paths(root, split)
         _register_task(f"bdd100k_det_{split}", root, p["images_100k"], det_json=p["det_json"])
@@ -121,6 +134,19 @@ def register_all_bdd100k(root):
         _register_task(
             f"bdd100k_sem_seg_{split}", root, p["images_10k"], sem_seg_root=p["sem_seg_root"]
         )
+    _register_multitask_sets(root)
+
+
+def _multitask_names():
+    """The names of the multi-task sets of one root (and of their pseudo-label variants)."""
+    names = [f"bdd100k_multitask_{split}" for split in ("train", "val")]
+    return names + [f"bdd100k_{setting}_train{pseudo}" for setting in SETTINGS
+                    for pseudo in ("", "_pseudo")]
+
+
+def _register_multitask_sets(root):
+    """Register the multi-task sets of ``root``: both splits, each setting, with pseudo labels."""
+    for split in ("train", "val"):
         multitask = functools.partial(load_multitask, root, split)
         _register_multitask(f"bdd100k_multitask_{split}", root, split, multitask)
     for setting in SETTINGS:
@@ -130,6 +156,26 @@ def register_all_bdd100k(root):
             f"bdd100k_{setting}_train_pseudo", f"bdd100k_{setting}_train",
             default_pseudo_root(root, setting),
         )
+
+
+def add_task_source(task, loader):
+    """Merge the labels of ``task`` (a registered task, a project's) into the multi-task sets.
+
+    Args:
+        task (str): the task; its datasets' metadata and evaluators follow its registration.
+        loader (callable): ``loader(root, split)`` -> the task's dataset dicts of ``split``
+            ("train" or "val") under the datasets root ``root`` (each with ``labeled_tasks``).
+
+    The multi-task sets of every root registered so far are registered again (their loaders and
+    metadata now include the task); later roots include it too. Reads no file.
+    """
+    get_task(task)  # a ValueError naming the registered tasks
+    _TASK_SOURCES[task] = loader
+    for root in _ROOTS:
+        for name in _multitask_names():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        _register_multitask_sets(root)
 
 
 def check_datasets_root(root):
@@ -171,7 +217,7 @@ def _register_multitask(name, root, split, loader):
     register_loader(
         name,
         _checking_root(root, loader),
-        BUILTIN_TASKS,
+        BUILTIN_TASKS + tuple(_TASK_SOURCES),
         json_file=p["det_json"],
         sem_seg_root=p["sem_seg_root"],
         drivable_root=p["drivable_root"],

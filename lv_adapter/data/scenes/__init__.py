@@ -7,6 +7,7 @@ geometry); :mod:`.background` and :mod:`.ground` (the backdrop and the road surf
 :mod:`.composer` (placing and drawing things); :mod:`.lighting` (time of day and noise); and
 :mod:`.scene`, whose :func:`draw_scene` draws a whole scene.
 """
+from lv_adapter.data.scenes.ground import MARKINGS
 from lv_adapter.data.scenes.scene import Scene, draw_scene
 
-__all__ = ["Scene", "draw_scene"]
+__all__ = ["MARKINGS", "Scene", "draw_scene"]

@@ -2,11 +2,14 @@
 
 Everything is painted back to front (painter's algorithm) into a :class:`Canvas`, which keeps for
 every pixel the colour (``img``), the semantic class (``sem``, Cityscapes train id), the drivable
-class (``drv``), the id of the thing that painted it (``owner``) and whether it gives light
-(``emit``). Background is filled straight into these maps (:meth:`Canvas.fill`); things are
-drawn from :class:`Part` lists (:meth:`Canvas.draw`) and their det_20 labels are read off their
-own pixels and the owner map (:meth:`Canvas.labels`), so the image, the masks and the boxes
-cannot disagree.
+class (``drv``), the id of the thing that painted it (``owner``), whether it gives light
+(``emit``) and which painted road marking is visible there (``marking``: 0 none, k >= 1 the
+kind ``ground.MARKINGS[k - 1]``). Background is filled straight into these maps
+(:meth:`Canvas.fill`); :mod:`.ground` paints the markings into the marking map after filling
+the ground, and whatever is filled or drawn later hides them. Things are drawn from
+:class:`Part` lists (:meth:`Canvas.draw`) and their det_20 labels are read off their own pixels
+and the owner map (:meth:`Canvas.labels`), so the image, the masks and the boxes cannot
+disagree.
 """
 from dataclasses import dataclass
 
@@ -61,7 +64,8 @@ def _window(mask, y0, x0):
 
 
 class Canvas:
-    """HxWx3 RGB image plus HxW semantic class, drivable class, owner id and 'emits light'."""
+    """HxWx3 RGB image plus HxW semantic class, drivable class, owner id, 'emits light' and
+    road marking kind (see the module docstring)."""
 
     def __init__(self, height, width):
         self.height, self.width = height, width
@@ -70,6 +74,7 @@ class Canvas:
         self.drv = np.full((height, width), DRIVABLE_BACKGROUND, np.uint8)
         self.owner = np.full((height, width), -1, np.int16)
         self.emit = np.zeros((height, width), np.uint8)
+        self.marking = np.zeros((height, width), np.uint8)
         self.things = []
 
     def raster(self, polys, holes=()):
@@ -97,7 +102,8 @@ class Canvas:
         """Paint ``part`` of thing ``oid`` over ``region`` (from :meth:`raster`).
 
         Solid parts set colour, semantic class, owner and light flag; nothing standing on the
-        ground is drivable, so they also set the drivable class to background.
+        ground is drivable, so they also set the drivable class to background, and they hide
+        the road markings under them. Shadows only darken: the marking stays visible.
         """
         mask = region[0]
         win = _window(*region)
@@ -110,17 +116,21 @@ class Canvas:
         self.drv[win][mask] = DRIVABLE_BACKGROUND
         self.owner[win][mask] = oid
         self.emit[win][mask] = part.emit
+        self.marking[win][mask] = 0
 
     def fill(self, polys, color, sem=None, drv=DRIVABLE_BACKGROUND, emit=False, disjoint=False):
         """Paint background polygons (owned by no thing; drawn before every thing).
 
         Straight into the full-size maps: no mask is needed, and big facades stay cheap.
         ``sem`` None paints colour (and light, when ``emit``) only, e.g. windows on a facade.
+        With ``sem`` set the polygons also hide the road markings under them: facades, tree
+        bands and walls are filled after the ground and its markings.
         """
         fixed = [np.rint(p * (1 << _SHIFT)).astype(np.int32) for p in polys]
         targets = [(self.img, color)] + ([(self.emit, 1)] if emit else [])
         if sem is not None:
-            targets += [(self.sem, sem), (self.drv, drv)] + ([] if emit else [(self.emit, 0)])
+            targets += [(self.sem, sem), (self.drv, drv), (self.marking, 0)]
+            targets += [] if emit else [(self.emit, 0)]
         for batch in [fixed] if disjoint else [[f] for f in fixed]:
             for target, value in targets:
                 cv2.fillPoly(target, batch, value, cv2.LINE_8, _SHIFT)

@@ -1,10 +1,14 @@
-"""The ground: lanes, sidewalks and what lies beyond them, with curbs, paving, markings and
-zebra crossings.
+"""The ground: lanes, sidewalks and what lies beyond them, with curbs, paving, markings, stop
+lines and zebra crossings.
 
 Writes the image, the semantic map (road, sidewalk, terrain) and the drivable map (the ego lane
 direct, the other lanes alternative, everything else background) through
 :meth:`~.canvas.Canvas.fill`; the details (curbs, joints, markings, crossings) are paint only and
 change neither label map: a marking belongs to the lane it lies in.
+
+The details also write the canvas's lane-marking map (``Canvas.marking``, HxW uint8): on every
+pixel a marking paints, its kind ``k`` (``MARKINGS[k - 1]``, BDD100K lane attributes); 0 where
+no marking is painted, paving joints included. Curbs count as markings ("road curb").
 """
 import numpy as np
 
@@ -15,6 +19,21 @@ from lv_adapter.tasks.drivable import DRIVABLE_BACKGROUND
 
 DIRECT, ALTERNATIVE = 0, 1  # drivable classes of the ego lane and of the other lanes
 _WHITE, _YELLOW = (235, 235, 228), (230, 190, 40)  # marking paint
+
+# The kinds of marking the scenes paint, as BDD100K lane attributes (category, style, direction);
+# value k >= 1 of the marking map is MARKINGS[k - 1]. "vertical" runs across the road.
+MARKINGS = (
+    ("single white", "solid", "parallel"),  # edge lines
+    ("single yellow", "solid", "parallel"),  # the left edge line, when yellow
+    ("single white", "dashed", "parallel"),  # lines between lanes
+    ("double yellow", "solid", "parallel"),  # sometimes the lane boundary nearest the middle
+    ("double white", "solid", "parallel"),  # ditto
+    ("road curb", "solid", "parallel"),  # the curbs along both road edges
+    ("crosswalk", "solid", "vertical"),  # zebra stripes
+    ("single white", "solid", "vertical"),  # stop lines
+)
+(_EDGE_WHITE, _EDGE_YELLOW, _DASHED, _DOUBLE_YELLOW, _DOUBLE_WHITE, _CURB, _ZEBRA,
+ _STOP) = range(1, len(MARKINGS) + 1)
 
 
 def paint_ground(canvas, road, rng, sides):
@@ -33,7 +52,7 @@ def paint_ground(canvas, road, rng, sides):
         right = np.clip(road.x(hi, s), -2, canvas.width + 1)
         outline = np.concatenate([np.stack([left, rows], 1), np.stack([right, rows], 1)[::-1]])
         canvas.fill([outline], rgb, sem, drv)
-    _paint_details(canvas.img, road, rng, rows, s, regions[1][4])
+    _paint_details(canvas, road, rng, rows, s, regions[1][4])
 
 
 def _ground_regions(road, rng, sides):
@@ -55,38 +74,54 @@ def _ground_regions(road, rng, sides):
     return [(lo, hi, sem, d, rgb) for (lo, hi, sem, rgb), d in zip(regions, drv)]
 
 
-def _spans(img, rows, lo, hi, colour):
-    """Paint columns ceil(lo[i])..floor(hi[i]) (clipped) of row rows[i] of ``img``."""
+def _spans(canvas, rows, lo, hi, colour, mark=0):
+    """Paint columns ceil(lo[i])..floor(hi[i]) (clipped) of row rows[i] of the canvas's image
+    (rows, lo, hi: 1-D arrays of one length); when ``mark`` (a marking kind, >= 1) is set, write
+    it to the same pixels of the marking map."""
     start = np.maximum(np.ceil(lo), 0).astype(np.int64)
-    count = np.maximum(np.minimum(np.floor(hi), img.shape[1] - 1).astype(np.int64) - start + 1, 0)
+    limit = canvas.width - 1
+    count = np.maximum(np.minimum(np.floor(hi), limit).astype(np.int64) - start + 1, 0)
     total = int(count.sum())
     if total:
         first = np.cumsum(count) - count  # index of each row's first pixel in the flat list
-        img[np.repeat(rows, count), np.repeat(start - first, count) + np.arange(total)] = colour
+        pixels = np.repeat(rows, count), np.repeat(start - first, count) + np.arange(total)
+        canvas.img[pixels] = colour
+        if mark:
+            canvas.marking[pixels] = mark
 
 
-def _band_painter(img, road, rows, s):
-    """``band(lo, hi, colour, on)``: paint the ground between u = lo and u = hi (metres, numbers
-    or per-row arrays) on the rows selected by the boolean array ``on``, image only.
+def _band_painter(canvas, road, rows, s):
+    """``band(lo, hi, colour, on, mark=0)``: paint the ground between u = lo and u = hi (metres,
+    numbers or per-row arrays) on the rows selected by the boolean array ``on``; image only, and
+    the marking map where ``mark`` (a marking kind) is set.
 
-    rows: the image rows below the horizon; s: their depths.
+    rows: the image rows below the horizon; s: their depths (both 1-D, one length).
     """
-    def band(lo, hi, colour, on):
+    def band(lo, hi, colour, on, mark=0):
         lo, hi = np.broadcast_to(lo, s.shape)[on], np.broadcast_to(hi, s.shape)[on]
-        _spans(img, rows[on], road.x(lo, s[on]), road.x(hi, s[on]), colour)
+        _spans(canvas, rows[on], road.x(lo, s[on]), road.x(hi, s[on]), colour, mark)
     return band
 
 
-def _paint_details(img, road, rng, rows, s, walk_colour):
-    """Curbs, paving joints, lane markings and sometimes a zebra crossing, image only.
+def _own_rng(road):
+    """A generator for the choices added after the scenes' draw sequence was fixed (double
+    lines, stop lines). Seeded from what the road drew, so a scene stays reproducible, and
+    separate from the scene's generator, whose draws decide every later placement."""
+    return np.random.default_rng([int(road.hy * 1e6), int(road.vx * 1e6), road.lanes, road.ego])
+
+
+def _paint_details(canvas, road, rng, rows, s, walk_colour):
+    """Curbs, paving joints, lane markings and sometimes a zebra crossing with a stop line;
+    image and marking map only.
 
     rows: the image rows below the horizon; s: their depths; walk_colour: sidewalk RGB.
     """
     z = road.z_at(s)  # metres ahead of each row
-    band = _band_painter(img, road, rows, s)
+    band = _band_painter(canvas, road, rows, s)
+    own = _own_rng(road)
     _paint_curbs(band, road, z, walk_colour)
-    _paint_lane_lines(band, road, rng, s, z)
-    _paint_crossing(band, road, rng, z)
+    _paint_lane_lines(band, road, rng, s, z, _middle_line(own))
+    _paint_crossing(band, road, rng, z, own)
 
 
 def _paint_curbs(band, road, z, walk_colour):
@@ -95,25 +130,49 @@ def _paint_curbs(band, road, z, walk_colour):
     for lo, hi in ((road.outer_u(-1), -0.2), (road.right_u + 0.2, road.outer_u(1))):
         band(lo, hi, scaled(walk_colour, 0.85), joints)
     for lo, hi in ((-0.2, 0.0), (road.right_u, road.right_u + 0.2)):
-        band(lo, hi, scaled(walk_colour, 1.15), every)
+        band(lo, hi, scaled(walk_colour, 1.15), every, _CURB)
 
 
-def _paint_lane_lines(band, road, rng, s, z):
-    """Solid edge lines (the left one sometimes yellow) and dashed lines between the lanes."""
+def _middle_line(own):
+    """The kind of the lane boundary nearest the road's middle: sometimes a double yellow or a
+    double white solid line, else dashed like the others (every road has >= 2 lanes). Draws
+    from ``own`` only."""
+    draw = own.random()
+    return _DOUBLE_YELLOW if draw < 0.35 else _DOUBLE_WHITE if draw < 0.5 else _DASHED
+
+
+def _paint_lane_lines(band, road, rng, s, z, middle):
+    """Solid edge lines (the left one sometimes yellow) and dashed lines between the lanes; the
+    boundary nearest the middle is of kind ``middle`` (dashed or a double solid line)."""
     half = np.maximum(0.08, 0.6 / (road.ppm * s))  # half line width in metres, >= ~1 pixel
     near = s > 0.03  # rows closer to the horizon would alias into noise
     dashes = ((z / rng.uniform(8, 12) + rng.uniform()) % 1 < 0.4) & near
-    lines = [(0.3, _YELLOW if rng.random() < 0.4 else _WHITE, near),
-             (road.right_u - 0.3, _WHITE, near)]
-    lines += [(LANE_M * i, _WHITE, dashes) for i in range(1, road.lanes)]
-    for position, colour, on in lines:
-        band(position - half, position + half, colour, on)
+    yellow = rng.random() < 0.4
+    lines = [(0.3, _YELLOW if yellow else _WHITE, near, _EDGE_YELLOW if yellow else _EDGE_WHITE),
+             (road.right_u - 0.3, _WHITE, near, _EDGE_WHITE)]
+    for i in range(1, road.lanes):
+        if i == road.lanes // 2 and middle != _DASHED:
+            colour = _YELLOW if middle == _DOUBLE_YELLOW else _WHITE
+            # Two lines 0.1 m apart; far away they merge into one, as on a photo.
+            lines += [(LANE_M * i + side * (0.05 + half), colour, near, middle)
+                      for side in (-1, 1)]
+        else:
+            lines.append((LANE_M * i, _WHITE, dashes, _DASHED))
+    for position, colour, on, mark in lines:
+        band(position - half, position + half, colour, on, mark)
 
 
-def _paint_crossing(band, road, rng, z):
-    """Sometimes (one road in four) a zebra crossing 3.5 m deep across every lane."""
+def _paint_crossing(band, road, rng, z, own):
+    """Sometimes (one road in four) a zebra crossing 3.5 m deep across every lane, with a stop
+    line 1-2 m before it (drawn from ``own``)."""
     if rng.random() < 0.25:
         start = rng.uniform(8, 30)
         crossing = (z > start) & (z < start + 3.5)
         for u in np.arange(0.25, road.right_u - 0.5, 1.0):
-            band(u, u + 0.5, _WHITE, crossing)
+            band(u, u + 0.5, _WHITE, crossing, _ZEBRA)
+        _paint_stop_line(band, road, z, start - own.uniform(1, 2))
+
+
+def _paint_stop_line(band, road, z, end):
+    """A stop line 0.4 m deep ending ``end`` metres ahead, from edge line to edge line."""
+    band(0.3, road.right_u - 0.3, _WHITE, (z > end - 0.4) & (z < end), _STOP)

@@ -2,8 +2,9 @@
 
 Picks the time of day, the weather and the road, paints the backdrop (:mod:`.background`) and
 the ground (:mod:`.ground`), places and draws the things (:mod:`.composer`) and lights the result
-(:mod:`.lighting`). Returns the image with the canvas's semantic and drivable maps and its
-det_20 labels (see :class:`Scene`).
+(:mod:`.lighting`). Returns the image with the canvas's semantic and drivable maps, its det_20
+labels and its lane-marking map (which painted road marking, if any, each pixel shows; see
+:class:`Scene`).
 """
 from dataclasses import dataclass
 
@@ -31,7 +32,9 @@ class Scene:
     """A drawn scene. image: HxWx3 uint8 RGB; sem: HxW uint8 train ids (255 = ignore);
     drivable: HxW uint8 (0 direct, 1 alternative, 2 background); labels: see Canvas.labels;
     attributes: det_20 frame attributes (weather, scene, timeofday); owner: HxW, the ``oid`` of
-    the thing that painted each pixel (instance masks: ``owner == label["oid"]``)."""
+    the thing that painted each pixel (instance masks: ``owner == label["oid"]``); markings:
+    HxW uint8, the road marking visible on each pixel, 0 none, k >= 1 the kind
+    ``ground.MARKINGS[k - 1]`` (BDD100K lane category, style, direction)."""
 
     image: np.ndarray
     sem: np.ndarray
@@ -39,6 +42,7 @@ class Scene:
     labels: list
     attributes: dict
     owner: np.ndarray = None
+    markings: np.ndarray = None  # last: positional construction elsewhere stays valid
 
 
 def _paint_setting(canvas, road, rng, sides, time, weather):
@@ -73,4 +77,5 @@ def draw_scene(rng, height, width, empty=False, crowd=False, other_vehicle=False
         composer.draw()
     kind = "city street" if any(sides) else ("highway" if road.lanes >= 3 else "residential")
     return Scene(finish(canvas, road, rng, time), canvas.sem, canvas.drv, canvas.labels(),
-                 {"weather": weather, "scene": kind, "timeofday": time}, canvas.owner)
+                 {"weather": weather, "scene": kind, "timeofday": time}, canvas.owner,
+                 canvas.marking)

@@ -1,6 +1,20 @@
-"""BDD100K lane marking as a fourth task of lv_adapter's multi-task model (issue 17, part 2).
+"""BDD100K lane marking as a fourth task of lv_adapter's multi-task model.
 
-So far: the official byte encoding of the lane masks (:mod:`.encoding`) and the official lane
-benchmark's F-score (:mod:`.metric`, ``tools/evaluate_lane.py``). The task registration, its
-datasets, head, evaluator and drawing follow.
+Importing this package registers the ``lane`` task (:mod:`lv_lanes.task`), the datasets
+``bdd100k_lane_{train,val}`` and lanes in the multi-task sets (:mod:`lv_lanes.datasets`) under the
+datasets root (``DETECTRON2_DATASETS``, default ``datasets``); the project's train_net.py does
+that first. The official encoding and benchmark are :mod:`lv_lanes.encoding` and
+:mod:`lv_lanes.metric`.
 """
+import os
+
+from lv_adapter.tasks import register_task
+from lv_lanes.task import LANE, LaneTask
+
+register_task(LaneTask())
+
+from lv_lanes.datasets import register_all_lanes  # noqa: E402  (needs the task registered)
+
+register_all_lanes(os.environ.get("DETECTRON2_DATASETS", "datasets"))
+
+__all__ = ["LANE", "LaneTask"]

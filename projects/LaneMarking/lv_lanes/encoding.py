@@ -10,18 +10,26 @@
 
 A lane pixel is ``category + 16 * style + 32 * direction``. Any other value but 255 (bits 6-7 set,
 or bit 3 set with other bits than 255's) is outside the encoding.
+
+The model sees the 32 (category, style, direction) combinations and background as 33 classes
+(:data:`CLASSES`): class ``category + 8 * style + 16 * direction``, background 32.
+:func:`to_class_ids` and :func:`to_bytes` convert between the two.
 """
 import numpy as np
 
 __all__ = [
     "BACKGROUND",
+    "BACKGROUND_CLASS",
     "CATEGORIES",
+    "CLASSES",
     "DIRECTIONS",
     "STYLES",
     "SUB_TASKS",
     "decode",
     "encode",
     "invalid_values",
+    "to_bytes",
+    "to_class_ids",
 ]
 
 CATEGORIES = (
@@ -46,6 +54,22 @@ SUB_TASKS = {
     "style": (4, 1, STYLES),
     "category": (0, 3, CATEGORIES),
 }
+
+
+# Class names in class-id order: "<category> <style> <direction>", then background.
+CLASSES = tuple(f"{c} {s} {d}" for d in DIRECTIONS for s in STYLES for c in CATEGORIES) + (
+    "background",)
+BACKGROUND_CLASS = len(CLASSES) - 1
+# A value outside the encoding in the byte -> class table (callers check invalid_values first).
+_INVALID = 254
+
+
+def _byte_to_class():
+    """256-entry uint8 table: lane byte -> class id (background 32; invalid bytes 254)."""
+    table = np.full(256, _INVALID, dtype=np.uint8)
+    table[_CLASS_TO_BYTE[:BACKGROUND_CLASS]] = _LANE_IDS
+    table[BACKGROUND] = BACKGROUND_CLASS
+    return table
 
 
 def encode(category, style, direction):
@@ -74,3 +98,19 @@ def invalid_values(mask):
     values = np.unique(np.asarray(mask, dtype=np.uint8))
     lane = (values & 0b11001000) == 0  # bits 6-7 clear, background bit clear
     return [int(v) for v in values[~lane & (values != BACKGROUND)]]
+
+
+_LANE_IDS = np.arange(BACKGROUND_CLASS)
+_CLASS_TO_BYTE = np.append(encode(_LANE_IDS & 7, (_LANE_IDS >> 3) & 1, _LANE_IDS >> 4),
+                           np.uint8(BACKGROUND))
+_BYTE_TO_CLASS = _byte_to_class()
+
+
+def to_class_ids(mask):
+    """HxW lane bytes (checked with :func:`invalid_values` first) -> HxW uint8 class ids."""
+    return _BYTE_TO_CLASS[np.asarray(mask, dtype=np.uint8)]
+
+
+def to_bytes(class_ids):
+    """HxW class ids (0..32) -> HxW uint8 lane bytes, the official encoding."""
+    return _CLASS_TO_BYTE[np.asarray(class_ids)]

@@ -13,7 +13,7 @@ import numpy as np
 
 from lv_lanes.encoding import SUB_TASKS, decode
 
-__all__ = ["TOLERANCES", "LaneScores", "image_scores"]
+__all__ = ["TOLERANCES", "LaneScores", "format_table", "image_scores"]
 
 TOLERANCES = (1, 2, 5)
 
@@ -98,3 +98,18 @@ class LaneScores:
             overall += task / len(SUB_TASKS)
         out.update({f"F1_pix{r}": float(s) for r, s in zip(TOLERANCES, overall)})
         return out
+
+
+def format_table(results):
+    """The toolkit's table: one row per value and sub-task average, F1 at each tolerance."""
+    header = f"{'':24s}" + "".join(f"{f'F1 {r} px':>10s}" for r in TOLERANCES)
+    lines = [header]
+
+    def row(label, key):
+        return f"{label:24s}" + "".join(f"{results[f'F1_pix{r}' + key]:10.2f}" for r in TOLERANCES)
+
+    for name, (_, _, values) in SUB_TASKS.items():
+        lines += [row(f"{name}: {value}", f"/{value}") for value in values]
+        lines.append(row(f"{name} (average)", f"/{name.upper()}"))
+    lines.append(row("overall (average)", ""))
+    return "\n".join(lines)

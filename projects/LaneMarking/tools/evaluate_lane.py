@@ -17,47 +17,22 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [PROJECT, os.path.dirname(os.path.dirname(PROJECT))]
 
+from lv_adapter.data.errors import BadSampleError  # noqa: E402
 from lv_adapter.utils.cli import check_writable_folder  # noqa: E402
 from lv_adapter.utils.io import write_json  # noqa: E402
-from lv_lanes.encoding import SUB_TASKS, invalid_values  # noqa: E402
-from lv_lanes.metric import TOLERANCES, LaneScores, image_scores  # noqa: E402
-
-
-class LaneFileError(ValueError):
-    """A lane mask that cannot be scored; the message names the file."""
-
-
-def read_lane_mask(path, shape=None):
-    """An HxW uint8 lane mask, checked: single channel, 8 bit, ``shape`` (H, W) when given,
-    values in the encoding."""
-    try:
-        with Image.open(path) as image:
-            mask = np.asarray(image)
-    except (OSError, SyntaxError, ValueError) as e:
-        raise LaneFileError(f"{path}: cannot be read as a PNG ({e})") from None
-    if mask.ndim != 2 or mask.dtype != np.uint8:
-        raise LaneFileError(f"{path}: a lane mask has one 8-bit channel, this is "
-                            f"{mask.dtype} of shape {mask.shape}")
-    if shape is not None and mask.shape != tuple(shape):
-        raise LaneFileError(f"{path}: {mask.shape[1]}x{mask.shape[0]} (WxH), but its ground "
-                            f"truth is {shape[1]}x{shape[0]}")
-    bad = invalid_values(mask)
-    if bad:
-        raise LaneFileError(f"{path}: values {bad[:10]} are outside BDD100K's lane encoding "
-                            "(lane pixels: category + 16 style + 32 direction; background 255)")
-    return mask
+from lv_lanes.files import read_lane_mask  # noqa: E402
+from lv_lanes.metric import LaneScores, format_table, image_scores  # noqa: E402
 
 
 def pngs(folder, what):
     """``{stem: path}`` of the PNGs of ``folder``."""
     if not os.path.isdir(folder):
-        raise LaneFileError(f"{folder}: {what} folder not found")
+        raise BadSampleError(folder, f"{what} folder not found")
     return {name[:-4]: os.path.join(folder, name) for name in sorted(os.listdir(folder))
             if name.lower().endswith(".png")}
 
@@ -67,31 +42,16 @@ def evaluate_folders(gt_folder, pred_folder, progress=True):
     images without a prediction)."""
     gt, pred = pngs(gt_folder, "ground-truth"), pngs(pred_folder, "prediction")
     if not gt:
-        raise LaneFileError(f"{gt_folder}: no PNG to score")
+        raise BadSampleError(gt_folder, "no PNG to score")
     scores, missing = LaneScores(), 0
     for stem, path in tqdm(gt.items(), desc="lane F-score", disable=not progress):
         truth = read_lane_mask(path)
         if stem in pred:
-            guess = read_lane_mask(pred[stem], truth.shape)
+            guess = read_lane_mask(pred[stem], truth.shape, "its ground truth")
         else:  # the toolkit scores a missing prediction as an all-zero mask
             guess, missing = np.zeros_like(truth), missing + 1
         scores.add(image_scores(truth, guess))
     return scores.results(), missing
-
-
-def format_table(results):
-    """The toolkit's table: one row per value and sub-task average, F1 at each tolerance."""
-    header = f"{'':24s}" + "".join(f"{f'F1 {r} px':>10s}" for r in TOLERANCES)
-    lines = [header]
-
-    def row(label, key):
-        return f"{label:24s}" + "".join(f"{results[f'F1_pix{r}' + key]:10.2f}" for r in TOLERANCES)
-
-    for name, (_, _, values) in SUB_TASKS.items():
-        lines += [row(f"{name}: {value}", f"/{value}") for value in values]
-        lines.append(row(f"{name} (average)", f"/{name.upper()}"))
-    lines.append(row("overall (average)", ""))
-    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -104,7 +64,7 @@ def main(argv=None):
         if args.json:  # refused before the scoring, not after it
             check_writable_folder(os.path.dirname(os.path.abspath(args.json)), "--json")
         results, missing = evaluate_folders(args.gt, args.pred)
-    except (LaneFileError, OSError, ValueError) as e:
+    except (OSError, ValueError) as e:  # BadSampleError is a ValueError
         parser.error(str(e))
     if missing:
         print(f"{missing} ground-truth images have no prediction in {args.pred}; scored as "
