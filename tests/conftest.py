@@ -149,17 +149,21 @@ def _unregister(names):
 
 @contextlib.contextmanager
 def project_imported(project, package):
-    """Import the package of ``projects/<project>`` (which registers its tasks and datasets) for
-    the body, then restore the task registry, the dataset catalogs and the multi-task sources
-    and forget the package: the tests after it see the core alone, as a user of the root
-    train_net.py does. Yields the package."""
+    """Import the package of ``projects/<project>`` (which registers its tasks, heads, config keys
+    and datasets) for the body, then restore the task and head registries, the config adders, the
+    dataset catalogs and the multi-task sources and forget the package: the tests after it see
+    the core alone, as a user of the root train_net.py does. Yields the package."""
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
+    from lv_adapter.config import build
     from lv_adapter.data.datasets import builtin
+    from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY
     from lv_adapter.tasks import TASK_REGISTRY
 
-    stores = (TASK_REGISTRY._obj_map, DatasetCatalog, MetadataCatalog, builtin._TASK_SOURCES)
+    stores = (TASK_REGISTRY._obj_map, TASK_HEAD_REGISTRY._obj_map, DatasetCatalog,
+              MetadataCatalog, builtin._TASK_SOURCES)
     saved = [(store, dict(store)) for store in stores]
+    adders = list(build._PROJECT_ADDERS)
     path = list(sys.path)
     sys.path.append(os.path.join(REPO, "projects", project))  # after the repository's root
     try:
@@ -168,6 +172,7 @@ def project_imported(project, package):
         for store, content in saved:
             store.clear()
             store.update(content)
+        build._PROJECT_ADDERS[:] = adders
         sys.path[:] = path
         for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
             del sys.modules[name]

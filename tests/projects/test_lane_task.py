@@ -146,6 +146,52 @@ def test_the_lane_teacher_trains_and_is_scored_as_the_lane_tool_scores_its_expor
     assert json.loads((tmp_path / "tool.json").read_text()) == pytest.approx(lane)
 
 
+def test_the_dense_lane_head_trains_and_is_evaluated_through_train_net(lane_root, tmp_path):
+    done = run(os.path.join(PROJECT, "train_net.py"),
+               os.path.join(TINY, "lane_dense_tiny.yaml"), tmp_path, lane_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (tmp_path / "log.txt").read_text()
+    assert "LaneDenseHead" in log and "loss_lane_style" in log and "loss_lane_direction" in log
+    results = json.loads((tmp_path / "inference" / "results.json").read_text())
+    assert 0 <= results["lane"]["F1_pix5"] <= 100
+
+
+def test_dense_head_scores_factorise_and_its_losses_count_lane_pixels_only():
+    import torch
+    from torch import nn
+
+    from lv_lanes.dense_head import LaneDenseHead, class_scores
+    from lv_lanes.encoding import CLASSES
+
+    class Finest(nn.Module):
+        def forward(self, levels):
+            return levels[0]
+
+    head = LaneDenseHead(pixel_decoder=Finest(), in_features=["p2"], hidden_dim=4, mask_dim=4,
+                         stride=4, background_weight=0.2, loss_stride=1)
+    features = torch.randn(1, 4, 2, 2, requires_grad=True)
+    labels = torch.full((1, 8, 8), CLASSES.index("background"))
+    labels[0, :, 0] = 255  # ignored
+    losses = head.losses(head.predict(head.tower(features)), labels)
+    assert losses["loss_lane_category"] > 0  # background pixels count for the category
+    assert losses["loss_lane_style"] == losses["loss_lane_direction"] == 0  # no lane pixel
+    labels[0, :, 3] = CLASSES.index("double yellow dashed vertical")
+    losses = head.losses(head.predict(head.tower(features)), labels)
+    assert losses["loss_lane_style"] > 0 and losses["loss_lane_direction"] > 0
+    sum(losses.values()).backward()
+    assert features.grad.abs().sum() > 0
+
+    logits = torch.zeros(1, 13, 2, 2)
+    logits[0, 6, 0, 0] = 5.0  # single white
+    logits[0, 10, 0, 0] = 5.0  # dashed
+    logits[0, 8, 1, 1] = 5.0  # background
+    scores = class_scores(logits)
+    assert scores.shape == (1, 33, 2, 2)
+    assert torch.allclose(scores.sum(dim=1), torch.ones(1, 2, 2))
+    assert CLASSES[scores[0, :, 0, 0].argmax()] == "single white dashed parallel"
+    assert CLASSES[scores[0, :, 1, 1].argmax()] == "background"
+
+
 def test_the_four_task_student_trains_and_evaluates_every_task(lane_root, tmp_path):
     done = run(os.path.join(PROJECT, "train_net.py"), os.path.join(TINY, "multitask4_tiny.yaml"),
                tmp_path, lane_root)

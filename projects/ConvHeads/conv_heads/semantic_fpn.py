@@ -11,12 +11,12 @@ It reads the task's own head node (``MODEL.SEMANTIC_HEAD``, ``MODEL.DRIVABLE_HEA
 ``CONVS_DIM`` (the width of the conv steps) and ``NORM``. Select it with
 ``MODEL.HEADS.SEMANTIC "SemanticFPNHead"`` (and/or ``MODEL.HEADS.DRIVABLE``).
 """
-import torch
 from detectron2.config import configurable
 from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from torch import nn
 from torch.nn import functional as F
 
+from lv_adapter.modeling.segmentation.dense_targets import dense_targets
 from lv_adapter.modeling.task_heads import TASK_HEAD_REGISTRY, feature_shapes
 from lv_adapter.tasks import IGNORE_LABEL, MaskTask, get_task
 
@@ -77,17 +77,3 @@ class SemanticFPNHead(nn.Module):
     def loss_keys(self):
         """The keys of the training losses (for logging zeros when a batch lacks this task)."""
         return [f"loss_{self.task}_ce"]
-
-
-def dense_targets(targets):
-    """Per-image ``{"labels": [T], "masks": [T, H, W]}`` -> a [B, H, W] label map (255 where no
-    mask covers a pixel: ignored and padding pixels)."""
-    maps = []
-    for target in targets:
-        masks, labels = target["masks"], target["labels"]
-        label_map = torch.full(masks.shape[-2:], IGNORE_LABEL, dtype=torch.long,
-                               device=masks.device)
-        for label, mask in zip(labels, masks):  # the masks of an image do not overlap
-            label_map[mask] = label
-        maps.append(label_map)
-    return torch.stack(maps)

@@ -96,3 +96,19 @@ class LaneTask(MaskTask):
         rgba[shown, 3] = 0.9
         height, width = ids.shape
         vis.output.ax.imshow(rgba, extent=(0, width, height, 0), interpolation="nearest")
+        self._name_categories(vis, ids, lane, colors)
+
+    def _name_categories(self, vis, ids, lane, colors):
+        """Each category's name once, on a pixel of it low in the picture (near the camera),
+        moved up while it would cover a name drawn before."""
+        size, placed = vis._default_font_size * 0.8, []
+        for category, name in enumerate(CATEGORIES):
+            rows, cols = np.nonzero(lane & (ids & 7 == category))
+            if not rows.size:
+                continue
+            pick = np.argsort(rows)[int(0.8 * (rows.size - 1))]  # 80 % of the way down
+            x, y = float(cols[pick]), float(rows[pick])
+            while any(abs(x - px) < 6 * size and abs(y - py) < 1.5 * size for px, py in placed):
+                y -= 1.5 * size
+            placed.append((x, y))
+            vis.draw_text(name, (x, y), color=colors[category], font_size=size)
