@@ -37,8 +37,8 @@ def import_projects(folders):
         if len(packages) != 1:
             raise ValueError(f"--project {folder}: expected a project folder with one Python "
                              f"package (projects/<Name>/<package>/__init__.py), found {packages}")
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+        if folder not in sys.path:  # after the repository: "train_net" stays the root one
+            sys.path.append(folder)
         importlib.import_module(packages[0])
 
 

@@ -287,6 +287,24 @@ def test_speed_benchmark_times_the_text_side_one_pass_against_task_by_task():
     assert len(re.findall(r"ratio task by task / one pass: \d+\.\d+", printed)) == 2
 
 
+@pytest.mark.slow
+@pytest.mark.measurement
+def test_speed_benchmark_times_the_lane_task_against_the_three_task_student():
+    """--lanes, through the CLI: the project imported by the tool, five models, both sizes."""
+    import re
+    import subprocess
+
+    cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--lanes",
+           "--steps", "1", "--rounds", "1"]
+    printed = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(),
+                             check=True).stdout
+    assert "inference, 256x144" in printed and "inference, 1280x720" in printed
+    assert "training step, batch 4 at 256x144" in printed
+    assert len(re.findall(r"ratio four-task R18, dense lanes / three-task R18: \d+\.\d+",
+                          printed)) == 3
+    assert len(re.findall(r"ratio lane teacher dense / MaskFormer: \d+\.\d+", printed)) == 3
+
+
 def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp_path):
     drawn = []
     monkeypatch.setattr(benchmark_learning.subprocess, "Popen", FakeChild)

@@ -13,7 +13,9 @@ at 1280x720 (CLIP RN50 text tower, random weights) and on the demo's sample conf
 where the text side's share of the step is timed too; and the R50 student with the adapter
 against the three teachers. The text side alone (``--text-only``): learned prompts -> text
 encoder -> projection, forward and backward, with all tasks in one pass over the text tower
-against task by task, interleaved, in both settings. Models run on MODEL.DEVICE
+against task by task, interleaved, in both settings. Lane marking (``--lanes``,
+projects/LaneMarking): the four-task students against the three-task one and the two lane
+teachers, inference and training steps, interleaved. Models run on MODEL.DEVICE
 (``MODEL.DEVICE cuda`` for a GPU; the timers then wait for the GPU). Config overrides
 (KEY VALUE ...) at the end apply to every model.
 
@@ -22,6 +24,7 @@ against task by task, interleaved, in both settings. Models run on MODEL.DEVICE
     python tools/benchmark_speed.py --heads --rounds 5
     python tools/benchmark_speed.py --adapter --steps 5 --rounds 5 MODEL.DEVICE cuda
     python tools/benchmark_speed.py --text-only --steps 20 MODEL.DEVICE cuda
+    python tools/benchmark_speed.py --lanes --steps 10 --rounds 10
     python tools/benchmark_speed.py --train --steps 3 MODEL.SEMANTIC_HEAD.PIXEL_DECODER light
 """
 import itertools
@@ -43,6 +46,8 @@ from tqdm import tqdm
 from lv_adapter import build_config
 from lv_adapter.engine import fold_frozen_norms
 from lv_adapter.modeling.segmentation import PIXEL_DECODERS, UPSAMPLE_ORDERS
+from lv_adapter.projects import import_projects
+from lv_adapter.tasks import get_task, mask_task_names, task_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {  # name -> config under configs/
@@ -183,12 +188,12 @@ def training_batch(size=SIZE, num_images=2):
         boxes = np.concatenate([xy, xy + box], axis=1)
         instances.gt_boxes = Boxes(torch.as_tensor(boxes, dtype=torch.float32))
         instances.gt_classes = torch.as_tensor(rng.integers(0, 10, 10))
-        batch.append({
-            "image": random_image(seed, size), "instances": instances,
-            "sem_seg": torch.as_tensor(rng.integers(0, 19, (height, width))),
-            "drivable_seg": torch.as_tensor(rng.integers(0, 3, (height, width))),
-            "labeled_tasks": ("detection", "semantic", "drivable"),
-        })
+        image = {"image": random_image(seed, size), "instances": instances,
+                 "labeled_tasks": task_names()}
+        for task in map(get_task, mask_task_names()):  # a project's mask task too
+            image[task.input_key] = torch.as_tensor(
+                rng.integers(0, len(task.classes), (height, width)))
+        batch.append(image)
     return batch
 
 
@@ -310,6 +315,48 @@ def benchmark_heads(rounds, opts=()):
         print(f"  {name:36s} {sec:6.2f} s/image")
 
 
+# --lanes: projects/LaneMarking's fourth task. name -> (config from the repository root, overrides)
+LANES = "projects/LaneMarking"
+LANE_MODELS = {
+    "three-task R18": ("configs/sample/multitask_R18.yaml", ()),
+    "four-task R18, MaskFormer lanes": (f"{LANES}/configs/sample/multitask4_R18.yaml", ()),
+    "four-task R18, dense lanes": (f"{LANES}/configs/sample/multitask4_R18.yaml",
+                                   ("MODEL.HEADS.LANE", "LaneDenseHead")),
+    "lane teacher R18, MaskFormer": (f"{LANES}/configs/sample/teacher_lane_R18.yaml", ()),
+    "lane teacher R18, dense": (f"{LANES}/configs/sample/teacher_lane_dense_R18.yaml", ()),
+}
+
+
+def benchmark_lanes(steps, rounds, opts=()):
+    """The cost of lane marking: the four-task students (either lane head) against the
+    three-task student, and the two lane teachers, inference at 256x144 (the sample) and
+    1280x720, training steps (batch 4) at 256x144; interleaved, one process."""
+    import_projects([os.path.join(ROOT, LANES)])
+    models = {name: load_model(os.path.join(ROOT, path), False, [*opts, *extra])
+              for name, (path, extra) in LANE_MODELS.items()}
+    for size in ((256, 144), SIZE):
+        medians = median_inference_seconds(models, rounds, size)
+        _print_ratios(f"inference, {size[0]}x{size[1]}, {_where()}, median of {rounds} rounds",
+                      medians, "s/image")
+    batch = training_batch((256, 144), num_images=4)
+    steps_of = {name: train_step(load_model(os.path.join(ROOT, path), True, [*opts, *extra]),
+                                 batch) for name, (path, extra) in LANE_MODELS.items()}
+    _print_ratios(f"training step, batch 4 at 256x144, {_where()}, median of {steps} steps",
+                  median_seconds(steps_of, steps), "s/step")
+
+
+def _print_ratios(title, medians, unit):
+    """Each model's median, and the ratios the lane rows of BENCHMARKS.md report."""
+    print(f"{title}:")
+    for name, sec in medians.items():
+        print(f"  {name:34s} {sec:7.3f} {unit}")
+    base = medians["three-task R18"]
+    for name in ("four-task R18, MaskFormer lanes", "four-task R18, dense lanes"):
+        print(f"  ratio {name} / three-task R18: {medians[name] / base:.2f}")
+    print(f"  ratio lane teacher dense / MaskFormer: "
+          f"{medians['lane teacher R18, dense'] / medians['lane teacher R18, MaskFormer']:.2f}")
+
+
 def train_steps(config_name, steps, opts=()):
     """Run in a child process: print JSON with seconds per step and peak RSS in MiB."""
     step = train_step(load_model(config_name, True, opts), training_batch())
@@ -342,6 +389,9 @@ def parse_args(argv=None):
     parser.add_argument("--text-only", action="store_true",
                         help="the LV-Adapter's text side alone instead: all tasks in one pass "
                         "over the text tower against task by task, in both settings")
+    parser.add_argument("--lanes", action="store_true",
+                        help="projects/LaneMarking's cost instead: four-task students (either "
+                        "lane head) against the three-task one, the two lane teachers")
     parser.add_argument("--scale", type=float, default=1.0,
                         help="--adapter: image sizes times this (< 1 only for a quick check)")
     parser.add_argument("--child-train", help=argparse.SUPPRESS)
@@ -362,5 +412,7 @@ if __name__ == "__main__":
         benchmark_text_side(args.steps, args.opts)
     elif args.adapter:
         benchmark_adapter(args.steps, args.rounds, args.scale, args.opts)
+    elif args.lanes:
+        benchmark_lanes(args.steps, args.rounds, args.opts)
     else:
         benchmark_inference(args.rounds, args.opts)

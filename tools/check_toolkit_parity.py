@@ -10,7 +10,9 @@ numpy 1), so it runs from its own virtual environment (``make toolkit-env``).
     python tools/check_toolkit_parity.py --config-file configs/sample/multitask_R18.yaml \
         --weights demo_output/model/model_final.pth
 
-Exits with status 1 when a metric differs by more than ``--tolerance`` (percentage points).
+Every registered task with an official benchmark (``Task.toolkit_task``) is compared; a project's
+tasks with ``--project`` (projects/LaneMarking: the lane benchmark). Exits with status 1 when a
+metric differs by more than ``--tolerance`` (percentage points).
 """
 import argparse
 import json
@@ -22,12 +24,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# task -> (toolkit task name, ground truth under bdd100k/labels, export under bdd100k/)
-TOOLKIT_TASKS = {
-    "bbox": ("det", "det_20/det_val.json", "det.json"),
-    "sem_seg": ("sem_seg", "sem_seg/masks/val", "sem_seg"),
-    "drivable_seg": ("drivable", "drivable/masks/val", "drivable"),
-}
+from lv_adapter.projects import add_project_argument, import_projects  # noqa: E402
+from lv_adapter.tasks import get_task, task_names  # noqa: E402
 
 
 def our_results(config_file, weights, dataset, out_dir):
@@ -53,20 +51,6 @@ def toolkit_results(python, task, ground_truth, predictions, out_file):
         return json.load(f)
 
 
-def pairs(key, ours, theirs):
-    """(metric name, ours, toolkit's) for every metric both report for one task."""
-    if key == "bbox":
-        names = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
-        out = [(n, ours[n], theirs[n][1]["OVERALL"]) for n in names]
-        return out + [(f"AP-{c}", ours[f"AP-{c}"], v) for c, v in theirs["AP"][0].items()]
-    if key == "sem_seg":
-        out = [("mIoU", ours["mIoU"], theirs["IoU"][1]["AVERAGE"])]
-        return out + [(f"IoU-{c}", ours[f"IoU-{c}"], v) for c, v in theirs["IoU"][0].items()]
-    # Drivable: the toolkit drops background ground-truth pixels before it counts, so its
-    # per-class IoUs are not the 3-class IoUs we report; its mean is our mIoU_bdd100k.
-    return [("mIoU_bdd100k", ours["mIoU_bdd100k"], theirs["IoU"][1]["AVERAGE"])]
-
-
 def same(a, b, tolerance):
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
@@ -77,17 +61,19 @@ def main(args):
     root = os.path.join(os.environ.get("DETECTRON2_DATASETS", "datasets"), "bdd100k", "labels")
     ours, exported = our_results(args.config_file, args.weights, args.dataset, args.out)
     mismatches = 0
-    print(f"{'metric':28s} {'ours':>10s} {'toolkit':>10s}")
-    for key, (task, ground_truth, export) in TOOLKIT_TASKS.items():
-        if key not in ours:
+    print(f"{'metric':32s} {'ours':>10s} {'toolkit':>10s}")
+    for task in map(get_task, task_names()):
+        if not task.toolkit_task or task.result_key not in ours:
             continue
-        theirs = toolkit_results(args.toolkit_python, task, os.path.join(root, ground_truth),
-                                 os.path.join(exported, export),
-                                 os.path.join(args.out, f"toolkit_{task}.json"))
-        for name, a, b in pairs(key, ours[key], theirs):
+        theirs = toolkit_results(args.toolkit_python, task.toolkit_task,
+                                 os.path.join(root, task.toolkit_ground_truth),
+                                 os.path.join(exported, task.toolkit_export),
+                                 os.path.join(args.out, f"toolkit_{task.toolkit_task}.json"))
+        for name, a, b in task.toolkit_pairs(ours[task.result_key], theirs):
             ok = same(float(a), float(b), args.tolerance)
             mismatches += not ok
-            print(f"{key + ' ' + name:28s} {a:10.4f} {b:10.4f}{'' if ok else '  MISMATCH'}")
+            print(f"{task.result_key + ' ' + name:32s} {a:10.4f} {b:10.4f}"
+                  f"{'' if ok else '  MISMATCH'}")
     print("all metrics equal" if not mismatches else f"{mismatches} metric(s) differ")
     return 1 if mismatches else 0
 
@@ -101,7 +87,10 @@ def parse_args(argv=None):
                                                                  "python"))
     parser.add_argument("--tolerance", type=float, default=1e-6, help="percentage points")
     parser.add_argument("--out", default="output/toolkit_parity")
-    return parser.parse_args(argv)
+    add_project_argument(parser)
+    args = parser.parse_args(argv)
+    import_projects(args.project)
+    return args
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ class Task:
       poorly in a sentence; every other class is named by its label.
     * ``result_key`` (str): the key of its evaluator's results; ``short_name`` and
       ``headline_metrics``: how the demo and the tables name it, and the metrics they print.
+    * ``toolkit_task``, ``toolkit_ground_truth``, ``toolkit_export``: the official BDD100K
+      toolkit's name of the task (``python -m bdd100k.eval.run -t``), its validation ground
+      truth under ``bdd100k/labels`` and the evaluator's export under its ``bdd100k`` folder;
+      empty when the toolkit has no such benchmark (``tools/check_toolkit_parity.py``).
     """
 
     name = ""
@@ -70,6 +74,9 @@ class Task:
     result_key = ""
     short_name = ""
     headline_metrics = ()
+    toolkit_task = ""
+    toolkit_ground_truth = ""
+    toolkit_export = ""
 
     @property
     def __name__(self):
@@ -138,6 +145,11 @@ class Task:
     def build_evaluator(self, dataset_name, output_dir=None, ground_truth=None):
         """The task's detectron2 ``DatasetEvaluator`` on ``dataset_name`` (exports under
         ``output_dir``; ``ground_truth``: the dataset dicts shared by a multi-task evaluator)."""
+        raise NotImplementedError
+
+    def toolkit_pairs(self, ours, theirs):
+        """``(metric, ours, toolkit's)`` for every metric both report: ``ours`` is the
+        evaluator's results of the task, ``theirs`` the toolkit's JSON output."""
         raise NotImplementedError
 
     # -- pseudo labels (engine/pseudo_labeler.py runs the teacher, data/pseudo_labels.py reads) --

@@ -69,6 +69,7 @@ class DetectionTask(Task):
     result_key = "bbox"
     short_name = "det"
     headline_metrics = ("AP", "AP50", "AP75")
+    toolkit_task, toolkit_ground_truth, toolkit_export = "det", "det_20/det_val.json", "det.json"
 
     def map_label(self, label, dataset_dict, transforms, image_shape):
         """:class:`Instances` of the non-crowd boxes, transformed, clipped, empty ones removed
@@ -111,6 +112,12 @@ class DetectionTask(Task):
         from lv_adapter.evaluation.detection import DetectionEvaluator  # evaluation reads tasks
 
         return DetectionEvaluator(dataset_name, output_dir=output_dir, ground_truth=ground_truth)
+
+    def toolkit_pairs(self, ours, theirs):
+        """AP, AP50, AP75, APs, APm, APl and AP per class (the toolkit's "OVERALL" row)."""
+        names = ["AP", "AP50", "AP75", "APs", "APm", "APl"]
+        pairs = [(n, ours[n], theirs[n][1]["OVERALL"]) for n in names]
+        return pairs + [(f"AP-{c}", ours[f"AP-{c}"], v) for c, v in theirs["AP"][0].items()]
 
     def pseudo_label_file(self, root, image_id):
         return os.path.join(root, PARTS_FOLDER, self.name, f"{image_id}.json")

@@ -55,8 +55,15 @@ class DrivableTask(MaskTask):
     pseudo_path = "labels/drivable/masks/train"
     short_name = "drivable"
     headline_metrics = ("mIoU", "mIoU_bdd100k", "pACC")
+    toolkit_task, toolkit_ground_truth, toolkit_export = (
+        "drivable", "drivable/masks/val", "drivable")
     hidden_class = DRIVABLE_BACKGROUND
     draw_alpha = 0.4
     draw_area_threshold = None  # detectron2's default
     # The official drivable mIoU counts the pixels whose ground truth is direct or alternative.
     official_classes = tuple(c for c in range(len(DRIVABLE_CLASSES)) if c != DRIVABLE_BACKGROUND)
+
+    def toolkit_pairs(self, ours, theirs):
+        """The toolkit drops background ground-truth pixels before it counts, so its per-class
+        IoUs are not the 3-class IoUs reported here; its mean is ``mIoU_bdd100k``."""
+        return [("mIoU_bdd100k", ours["mIoU_bdd100k"], theirs["IoU"][1]["AVERAGE"])]

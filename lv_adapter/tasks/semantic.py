@@ -66,4 +66,10 @@ class SemanticTask(MaskTask):
     pseudo_path = "labels/sem_seg/masks/train"
     short_name = "sem"
     headline_metrics = ("mIoU", "pACC")
+    toolkit_task, toolkit_ground_truth, toolkit_export = "sem_seg", "sem_seg/masks/val", "sem_seg"
     panel = 1  # the right panel: a full-scene overlay, beside the boxes and drivable area
+
+    def toolkit_pairs(self, ours, theirs):
+        """mIoU and IoU per class."""
+        pairs = [("mIoU", ours["mIoU"], theirs["IoU"][1]["AVERAGE"])]
+        return pairs + [(f"IoU-{c}", ours[f"IoU-{c}"], v) for c, v in theirs["IoU"][0].items()]

@@ -13,7 +13,7 @@ import numpy as np
 
 from lv_lanes.encoding import SUB_TASKS, decode
 
-__all__ = ["TOLERANCES", "LaneScores", "format_table", "image_scores"]
+__all__ = ["TOLERANCES", "LaneScores", "flat_toolkit_table", "format_table", "image_scores"]
 
 TOLERANCES = (1, 2, 5)
 
@@ -113,3 +113,17 @@ def format_table(results):
         lines.append(row(f"{name} (average)", f"/{name.upper()}"))
     lines.append(row("overall (average)", ""))
     return "\n".join(lines)
+
+
+def flat_toolkit_table(table):
+    """The official toolkit's lane output (``bdd100k.eval.run -t lane_mark --out-file``: per
+    tolerance, a row per sub-task's values, a row of sub-task averages, the overall average) in
+    :meth:`LaneScores.results`' keys."""
+    flat = {}
+    for r in TOLERANCES:
+        rows = table[f"F1_pix{r}"]
+        for row in rows[:len(SUB_TASKS)]:
+            flat.update({f"F1_pix{r}/{name}": value for name, value in row.items()})
+        flat.update({f"F1_pix{r}/{name}": value for name, value in rows[-2].items()})
+        flat[f"F1_pix{r}"] = rows[-1]["AVERAGE"]
+    return flat

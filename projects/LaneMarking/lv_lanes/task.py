@@ -12,6 +12,7 @@ from lv_adapter.data.readers import read_label_mask
 from lv_adapter.tasks import IGNORE_LABEL, MaskTask
 from lv_lanes.encoding import BACKGROUND_CLASS, CATEGORIES, CLASSES, to_class_ids
 from lv_lanes.files import read_lane_mask
+from lv_lanes.metric import flat_toolkit_table
 
 __all__ = ["LANE", "LANE_CATEGORY_COLORS", "LaneTask"]
 
@@ -50,6 +51,7 @@ class LaneTask(MaskTask):
     pseudo_path = "labels/lane/masks/train"
     short_name = "lane"
     headline_metrics = ("F1_pix1", "F1_pix2", "F1_pix5")
+    toolkit_task, toolkit_ground_truth, toolkit_export = "lane_mark", "lane/masks/val", "lane"
     hidden_class = BACKGROUND_CLASS
     panel = 2  # a panel of its own: thin lines stay readable without the other overlays
     readable_names = {c: c.replace(" parallel", "").replace(" vertical", " across the road")
@@ -74,6 +76,11 @@ class LaneTask(MaskTask):
 
         return LaneEvaluator(dataset_name, self.name, output_dir=output_dir,
                              ground_truth=ground_truth)
+
+    def toolkit_pairs(self, ours, theirs):
+        """Every F-score of the lane benchmark (48: values, sub-tasks, overall at 1, 2, 5 px)."""
+        theirs = flat_toolkit_table(theirs)
+        return [(key, ours[key], theirs[key]) for key in sorted(theirs)]
 
     def drawable_from_label(self, dataset_dict):
         """The HxW class ids of the image's lane mask (checked as the mapper checks it)."""

@@ -28,8 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(PROJECT))
 sys.path[:0] = [PROJECT, ROOT, os.path.join(PROJECT, "tools")]
 
 import evaluate_lane  # noqa: E402
-from lv_lanes.encoding import BACKGROUND, CATEGORIES, SUB_TASKS, encode  # noqa: E402
-from lv_lanes.metric import TOLERANCES  # noqa: E402
+from lv_lanes.encoding import BACKGROUND, CATEGORIES, encode  # noqa: E402
+from lv_lanes.metric import flat_toolkit_table  # noqa: E402
 
 
 def random_lanes(rng, height, width):
@@ -74,15 +74,7 @@ def toolkit_table(python, gt, pred, out_file):
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
     with open(out_file) as f:
-        table = json.load(f)
-    flat = {}
-    for r in TOLERANCES:
-        rows = table[f"F1_pix{r}"]
-        for row in rows[:len(SUB_TASKS)]:
-            flat.update({f"F1_pix{r}/{name}": value for name, value in row.items()})
-        flat.update({f"F1_pix{r}/{name}": value for name, value in rows[-2].items()})
-        flat[f"F1_pix{r}"] = rows[-1]["AVERAGE"]
-    return flat
+        return flat_toolkit_table(json.load(f))
 
 
 def main(argv=None):
