@@ -27,13 +27,9 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from lv_adapter.data.datasets.bdd100k import (
-    format_task_counts,
-    match_masks,
-    read_detection_frames,
-)
+from lv_adapter.data.datasets.bdd100k import format_task_counts
 from lv_adapter.data.errors import BadSampleError, BadSampleHandler
-from lv_adapter.tasks import DETECTION, get_task, task_names
+from lv_adapter.tasks import get_task, task_names
 
 __all__ = [
     "PSEUDO_TASKS_KEY",
@@ -52,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 # Dataset-dict and model-input key: the labeled tasks whose labels are a teacher's, not people's.
 PSEUDO_TASKS_KEY = "pseudo_tasks"
-# Pseudo masks are named <image stem>.png (no 2018 suffixes, current drivable encoding).
-PSEUDO_MASK_ENDINGS = (".png",)
 GENERATOR = "tools/generate_pseudo_labels.py"  # named in the errors about a root
 
 
@@ -155,15 +149,11 @@ def _check_count(pseudo_root, task, path, found):
 
 
 def _read_task(task, path, handler):
-    """image stem -> label keys of ``task`` read from its file or folder."""
-    if task == DETECTION:
-        frames, _ = read_detection_frames(path, handler, with_scores=True)
-        if handler.count:
-            logger.warning(f"skipped {handler.count} bad frames of {path}")
-        return {stem: {"annotations": annotations} for stem, (_, annotations) in frames.items()}
-    key = get_task(task).label_keys[0]
-    masks = match_masks(path, PSEUDO_MASK_ENDINGS, task)
-    return {stem: {key: mask} for stem, mask in masks.items()}
+    """image stem -> label keys of ``task`` read from its file or folder (the task's hook)."""
+    labels = get_task(task).read_pseudo_labels(path, handler)
+    if handler.count:
+        logger.warning(f"skipped {handler.count} bad frames of {path}")
+    return labels
 
 
 def merge_pseudo_labels(dicts, pseudo, source="pseudo labels"):

@@ -159,6 +159,11 @@ class Task:
         marks the image labeled (a resumed run skips it)."""
         raise NotImplementedError
 
+    def read_pseudo_labels(self, path, handler):
+        """``{image stem: label keys}`` of the pseudo labels under ``path`` (its
+        ``pseudo_path`` under a root); ``handler``: the bad-sample policy for a bad record."""
+        raise NotImplementedError
+
     def write_pseudo_label(self, path, record, output, threshold):
         """Write the pseudo label of one image (dataset dict ``record``) from the teacher's
         ``output`` to ``path`` (atomically), keeping what scores at least ``threshold``."""

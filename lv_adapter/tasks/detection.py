@@ -122,6 +122,13 @@ class DetectionTask(Task):
     def pseudo_label_file(self, root, image_id):
         return os.path.join(root, PARTS_FOLDER, self.name, f"{image_id}.json")
 
+    def read_pseudo_labels(self, path, handler):
+        """The frames of the det_20 file ``path``, each label with its ``score``."""
+        from lv_adapter.data.datasets.det_json import read_detection_frames
+
+        frames, _ = read_detection_frames(path, handler, with_scores=True)
+        return {stem: {"annotations": annotations} for stem, (_, annotations) in frames.items()}
+
     def write_pseudo_label(self, path, record, output, threshold):
         """A part file ``{"frame": det_20 frame, "boxes_below_one_pixel": n}``."""
         name = os.path.basename(record["file_name"])

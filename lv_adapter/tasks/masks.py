@@ -100,6 +100,14 @@ class MaskTask(Task):
     def pseudo_label_file(self, root, image_id):
         return os.path.join(root, self.pseudo_path, f"{image_id}.png")
 
+    def read_pseudo_labels(self, path, handler):
+        """The ``<image stem>.png`` masks of the folder ``path`` (no 2018 suffixes, the current
+        encoding), under ``label_keys[0]``."""
+        from lv_adapter.data.datasets.mask_files import match_masks
+
+        masks = match_masks(path, (".png",), self.name)
+        return {stem: {self.label_keys[0]: mask} for stem, mask in masks.items()}
+
     def write_pseudo_label(self, path, record, output, threshold):
         """A uint8 label-id PNG of the original size, 255 where the teacher is unsure
         (:func:`confident_labels`)."""

@@ -126,16 +126,23 @@ def test_the_root_train_net_does_not_know_the_lane_task(lane_root, tmp_path):
     assert done.returncode != 0 and unknown in done.stderr, done.stderr[-2000:]
 
 
-def test_the_lane_teacher_trains_and_is_scored_as_the_lane_tool_scores_its_export(
-        lane_root, tmp_path):
-    done = run(os.path.join(PROJECT, "train_net.py"), os.path.join(TINY, "lane_tiny.yaml"),
-               tmp_path, lane_root)
+@pytest.fixture(scope="module")
+def lane_teacher(lane_root, tmp_path_factory):
+    """The output folder of the tiny lane teacher, trained and evaluated by train_net.py."""
+    out = tmp_path_factory.mktemp("lane-teacher")
+    done = run(os.path.join(PROJECT, "train_net.py"), os.path.join(TINY, "lane_tiny.yaml"), out,
+               lane_root)
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((tmp_path / "inference" / "results.json").read_text())
+    return out
+
+
+def test_the_lane_teacher_trains_and_is_scored_as_the_lane_tool_scores_its_export(
+        lane_root, lane_teacher, tmp_path):
+    results = json.loads((lane_teacher / "inference" / "results.json").read_text())
     lane = results["lane"]  # one test dataset: its results alone
     assert {"F1_pix1", "F1_pix2", "F1_pix5", "F1_pix1/CATEGORY", "F1_pix5/single white"} <= set(
         lane)
-    exported = tmp_path / "inference" / "bdd100k_lane_val" / "bdd100k" / "lane"
+    exported = lane_teacher / "inference" / "bdd100k_lane_val" / "bdd100k" / "lane"
     tool = os.path.join(PROJECT, "tools", "evaluate_lane.py")
     gt = os.path.join(lane_root, "bdd100k", "labels", "lane", "masks", "val")
     scored = subprocess.run([sys.executable, tool, "--gt", gt, "--pred", str(exported), "--json",
@@ -144,6 +151,34 @@ def test_the_lane_teacher_trains_and_is_scored_as_the_lane_tool_scores_its_expor
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert "no prediction" not in scored.stdout  # every val image was exported
     assert json.loads((tmp_path / "tool.json").read_text()) == pytest.approx(lane)
+
+
+def test_lane_pseudo_labels_fill_the_images_without_lanes_and_a_student_trains_on_them(
+        lane_root, lane_teacher, tmp_path):
+    from lv_adapter.data.datasets.builtin import load_setting
+
+    generate = [sys.executable, os.path.join(REPO, "tools", "generate_pseudo_labels.py"),
+                "--config-file", os.path.join(TINY, "lane_tiny.yaml"), "--dataset",
+                "bdd100k_full_train", "--project", PROJECT,
+                "MODEL.WEIGHTS", str(lane_teacher / "model_final.pth"),
+                "PSEUDO_LABELS.LANE_THRESH", "0.0"]  # a 4-iteration teacher is unsure
+    done = subprocess.run(generate, capture_output=True, text=True, cwd=REPO,
+                          env=subprocess_env(DETECTRON2_DATASETS=lane_root))
+    assert done.returncode == 0, done.stderr[-3000:]
+    pseudo = os.path.join(lane_root, "bdd100k", "pseudo", "full", "labels", "lane", "masks",
+                          "train")
+    lacking = sorted(d["image_id"] for d in load_setting(lane_root, "full")
+                     if "lane" not in d["labeled_tasks"])
+    assert lacking and sorted(n[:-4] for n in os.listdir(pseudo)) == lacking
+    for name in os.listdir(pseudo):  # class ids (the byte encoding has no "unsure" value)
+        assert cv2.imread(os.path.join(pseudo, name), cv2.IMREAD_UNCHANGED).max() <= 32
+    done = run(os.path.join(PROJECT, "train_net.py"), os.path.join(TINY, "multitask4_tiny.yaml"),
+               tmp_path, lane_root, "DATASETS.TRAIN", "('bdd100k_full_train_pseudo',)",
+               "PSEUDO_LABELS.OPTIONAL_TASKS", "['detection', 'semantic', 'drivable']",
+               "DATASETS.TEST", "()")
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (tmp_path / "log.txt").read_text()
+    assert f"images per task: lane {len(lacking)}" in log
 
 
 def test_the_dense_lane_head_trains_and_is_evaluated_through_train_net(lane_root, tmp_path):
