@@ -88,10 +88,13 @@ $(TOOLKIT_PY):
 
 toolkit-env: $(TOOLKIT_PY)
 
-# Our evaluators against the official toolkit on the demo's model and held-out scenes.
+# Our evaluators against the official toolkit on the demo's model and held-out scenes, and the
+# lane F-score (projects/LaneMarking) on random lane masks at 1280x720. A lane model's whole
+# evaluator path: tools/check_toolkit_parity.py --project projects/LaneMarking (its README).
 toolkit-parity: setup toolkit-env
 	DETECTRON2_DATASETS=$(SAMPLE_ROOT) $(PY) tools/check_toolkit_parity.py \
 		--config-file $(DEMO_CONFIG) --weights $(DEMO_OUT)/model/model_final.pth
+	$(PY) projects/LaneMarking/tools/check_lane_parity.py --images 20 --height 720 --width 1280
 
 clean:
 	rm -rf $(DEMO_OUT) build *.egg-info

@@ -4,6 +4,7 @@
     python train_net.py --config-file configs/sample/multitask_R18.yaml
     python train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
     python train_net.py --config-file CFG --num-gpus 2        # also on CPU: GLOO processes
+    python train_net.py --config-file CFG --eval-only --exported DIR   # tools/export_model.py's
 
 The results of the final evaluation (after training, or of ``--eval-only``) are also written to
 ``OUTPUT_DIR/inference/results.json`` (``{dataset: {task key: {metric: value}}}``).
@@ -104,6 +105,8 @@ def setup(args):
 
 def main(args):
     cfg = setup(args)
+    if getattr(args, "exported", None):
+        return save_results(cfg, evaluate_exported(cfg, args))
     if args.eval_only:
         model = Trainer.build_model(cfg)
         # strict: weights that leave any head unset must not be evaluated as if trained
@@ -119,6 +122,21 @@ def main(args):
     return save_results(cfg, trainer.train())
 
 
+def evaluate_exported(cfg, args):
+    """``--eval-only --exported DIR``: the exported model (tools/export_model.py) run by
+    onnxruntime through the same loaders and evaluators; refused when it was exported from
+    another config."""
+    from lv_adapter.deploy.runtime import ExportedModel, check_matches_config
+
+    if not args.eval_only:
+        raise ValueError("--exported evaluates an exported model: add --eval-only")
+    model = ExportedModel(args.exported)
+    check_matches_config(model.info, cfg, args.exported)
+    results = Trainer.test(cfg, model)
+    verify_results(cfg, results)
+    return results
+
+
 def save_results(cfg, results):
     """Write ``results`` to :data:`RESULTS_FILE` under ``cfg.OUTPUT_DIR`` (main process, when
     there are any), so that scripts read the metrics without parsing logs; return them."""
@@ -127,8 +145,17 @@ def save_results(cfg, results):
     return results
 
 
-def invoke_main():
+def argument_parser():
+    """detectron2's arguments, plus ``--exported DIR``."""
     parser = default_argument_parser()
+    parser.add_argument("--exported", metavar="DIR",
+                        help="with --eval-only: evaluate the model exported to DIR "
+                        "(tools/export_model.py) with onnxruntime instead of PyTorch")
+    return parser
+
+
+def invoke_main():
+    parser = argument_parser()
     args = parser.parse_args()
     if args.num_gpus < 1:  # detectron2's launch would start no process and exit 0
         parser.error(f"--num-gpus must be >= 1 (GPUs, or GLOO processes on the CPU), got "

@@ -295,11 +295,11 @@ def test_speed_benchmark_times_the_lane_task_against_the_three_task_student():
     import subprocess
 
     cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--lanes",
-           "--steps", "1", "--rounds", "1"]
+           "--steps", "1", "--rounds", "1", "--scale", "0.25"]
     printed = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(),
                              check=True).stdout
-    assert "inference, 256x144" in printed and "inference, 1280x720" in printed
-    assert "training step, batch 4 at 256x144" in printed
+    assert "inference, 64x36" in printed and "inference, 320x180" in printed
+    assert "training step, batch 4 at 64x36" in printed
     assert len(re.findall(r"ratio four-task R18, dense lanes / three-task R18: \d+\.\d+",
                           printed)) == 3
     assert len(re.findall(r"ratio lane teacher dense / MaskFormer: \d+\.\d+", printed)) == 3

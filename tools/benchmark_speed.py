@@ -241,12 +241,17 @@ def benchmark_text_side(steps, opts=()):
         print(f"  ratio task by task / one pass: {ratio:.2f}")
 
 
+def scaled(size, scale):
+    """(width, height) times ``scale``, at least 64x36 (the smallest the models take)."""
+    return max(64, round(size[0] * scale)), max(36, round(size[1] * scale))
+
+
 def benchmark_adapter(steps, rounds, scale=1.0, opts=()):
     """The LV-Adapter's cost in one run: training step and inference (cached text features) with
     / without it on the R50 paper config and on the sample config, the text side's share of the
     step, and the R50 student with the adapter against the three teachers."""
     for setting, (config, size, adapter, repeat) in ADAPTER_SETTINGS.items():
-        size = (max(64, round(size[0] * scale)), max(36, round(size[1] * scale)))
+        size = scaled(size, scale)
         repeat = repeat if scale == 1 else 1  # a scaled run only checks that the tool runs
         print(f"== {setting} ({config}), {size[0]}x{size[1]}, {_where()}; LV-Adapter: "
               f"{_describe(config, adapter)}", flush=True)
@@ -327,21 +332,23 @@ LANE_MODELS = {
 }
 
 
-def benchmark_lanes(steps, rounds, opts=()):
+def benchmark_lanes(steps, rounds, scale=1.0, opts=()):
     """The cost of lane marking: the four-task students (either lane head) against the
     three-task student, and the two lane teachers, inference at 256x144 (the sample) and
     1280x720, training steps (batch 4) at 256x144; interleaved, one process."""
     import_projects([os.path.join(ROOT, LANES)])
     models = {name: load_model(os.path.join(ROOT, path), False, [*opts, *extra])
               for name, (path, extra) in LANE_MODELS.items()}
-    for size in ((256, 144), SIZE):
+    for size in (scaled((256, 144), scale), scaled(SIZE, scale)):
         medians = median_inference_seconds(models, rounds, size)
         _print_ratios(f"inference, {size[0]}x{size[1]}, {_where()}, median of {rounds} rounds",
                       medians, "s/image")
-    batch = training_batch((256, 144), num_images=4)
+    size = scaled((256, 144), scale)
+    batch = training_batch(size, num_images=4)
     steps_of = {name: train_step(load_model(os.path.join(ROOT, path), True, [*opts, *extra]),
                                  batch) for name, (path, extra) in LANE_MODELS.items()}
-    _print_ratios(f"training step, batch 4 at 256x144, {_where()}, median of {steps} steps",
+    _print_ratios(f"training step, batch 4 at {size[0]}x{size[1]}, {_where()}, median of "
+                  f"{steps} steps",
                   median_seconds(steps_of, steps), "s/step")
 
 
@@ -393,7 +400,8 @@ def parse_args(argv=None):
                         help="projects/LaneMarking's cost instead: four-task students (either "
                         "lane head) against the three-task one, the two lane teachers")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="--adapter: image sizes times this (< 1 only for a quick check)")
+                        help="--adapter, --lanes: image sizes times this (< 1 only for a quick "
+                        "check)")
     parser.add_argument("--child-train", help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER,
                         help="config overrides for every model (KEY VALUE ...)")
@@ -413,6 +421,6 @@ if __name__ == "__main__":
     elif args.adapter:
         benchmark_adapter(args.steps, args.rounds, args.scale, args.opts)
     elif args.lanes:
-        benchmark_lanes(args.steps, args.rounds, args.opts)
+        benchmark_lanes(args.steps, args.rounds, args.scale, args.opts)
     else:
         benchmark_inference(args.rounds, args.opts)

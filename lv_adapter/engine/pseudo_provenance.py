@@ -12,7 +12,6 @@ a model is built or an image is written:
   image is written. A later run on the same root with another teacher refuses, naming what
   differs, instead of mixing two teachers' labels or taking the old ones as its own.
 """
-import hashlib
 import json
 import os
 
@@ -21,7 +20,7 @@ from detectron2.data import DatasetCatalog
 
 from lv_adapter.config import flat_config
 from lv_adapter.tasks import get_task
-from lv_adapter.utils.io import write_json
+from lv_adapter.utils.io import file_sha256, write_json
 
 __all__ = ["check_no_overlap", "check_same_teacher", "identity_path", "teacher_identity",
            "write_identity"]
@@ -54,18 +53,10 @@ def teacher_identity(cfg, task, config_file, overlap=None):
         "teacher_config": os.path.abspath(config_file),
         "teacher_weights": weights,
         # a URL (detectron2 downloads it) is its own identity
-        "teacher_weights_sha256": None if "://" in weights else _sha256(weights),
+        "teacher_weights_sha256": None if "://" in weights else file_sha256(weights),
         "config": _identity_keys(cfg, task),
         "allowed_overlap": overlap,
     }
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _identity_keys(cfg, task):

@@ -140,6 +140,22 @@ class Task:
         original ``height`` x ``width``."""
         raise NotImplementedError
 
+    # -- export (lv_adapter/deploy/): a traced graph returns tensors only -------------------------
+
+    def export_names(self):
+        """Names of the graph outputs of the task, in :meth:`to_export_tensors`' order."""
+        raise NotImplementedError
+
+    def to_export_tensors(self, result):
+        """One image's head result (what :meth:`run_head` gives per image) as a tuple of
+        tensors."""
+        raise NotImplementedError
+
+    def from_export_tensors(self, tensors, image_size):
+        """The inverse of :meth:`to_export_tensors`: the head result of one image whose network
+        input is ``image_size`` (H, W), ready for :meth:`postprocess`."""
+        raise NotImplementedError
+
     # -- evaluation ------------------------------------------------------------------------------
 
     def build_evaluator(self, dataset_name, output_dir=None, ground_truth=None):

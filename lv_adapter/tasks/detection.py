@@ -107,6 +107,18 @@ class DetectionTask(Task):
     def postprocess(self, result, image_size, height, width):
         return detector_postprocess(result, height, width)
 
+    def export_names(self):
+        return ["boxes", "scores", "classes"]
+
+    def to_export_tensors(self, result):
+        """[N, 4] XYXY boxes at the network input size, [N] scores, [N] classes."""
+        return result.pred_boxes.tensor, result.scores, result.pred_classes
+
+    def from_export_tensors(self, tensors, image_size):
+        boxes, scores, classes = tensors
+        return Instances(tuple(image_size), pred_boxes=Boxes(boxes), scores=scores,
+                         pred_classes=classes)
+
     def build_evaluator(self, dataset_name, output_dir=None, ground_truth=None):
         """COCO-style box AP with BDD100K's crowd and ignore regions (results key ``bbox``)."""
         from lv_adapter.evaluation.detection import DetectionEvaluator  # evaluation reads tasks

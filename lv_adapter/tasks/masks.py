@@ -90,6 +90,16 @@ class MaskTask(Task):
             return result[:, :height, :width]
         return sem_seg_postprocess(result, image_size, height, width)
 
+    def export_names(self):
+        return [self.output_key]
+
+    def to_export_tensors(self, result):
+        """The [K, H_pad, W_pad] scores."""
+        return (result,)
+
+    def from_export_tensors(self, tensors, image_size):
+        return tensors[0]
+
     def build_evaluator(self, dataset_name, output_dir=None, ground_truth=None):
         """Confusion-matrix mIoU / pixel accuracy (results key: ``output_key``)."""
         from lv_adapter.evaluation.segmentation import SegmentationEvaluator

@@ -1,5 +1,6 @@
-"""File writing that never leaves a half-written file behind."""
+"""File writing that never leaves a half-written file behind, and a file's identity."""
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -80,3 +81,12 @@ def write_image(path, array, params=()):
     with atomic_path(path) as tmp:
         if not cv2.imwrite(tmp, array, list(params)):
             raise OSError(f"could not encode an image of shape {array.shape} to {path}")
+
+
+def file_sha256(path):
+    """The hex sha256 of the file ``path`` (read in 1 MiB blocks): a checkpoint's identity."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -153,7 +153,7 @@ def test_the_lane_teacher_trains_and_is_scored_as_the_lane_tool_scores_its_expor
     assert json.loads((tmp_path / "tool.json").read_text()) == pytest.approx(lane)
 
 
-def test_lane_pseudo_labels_fill_the_images_without_lanes_and_a_student_trains_on_them(
+def test_lane_pseudo_labels_fill_the_images_without_lanes_and_a_four_task_student_trains(
         lane_root, lane_teacher, tmp_path):
     from lv_adapter.data.datasets.builtin import load_setting
 
@@ -174,11 +174,12 @@ def test_lane_pseudo_labels_fill_the_images_without_lanes_and_a_student_trains_o
         assert cv2.imread(os.path.join(pseudo, name), cv2.IMREAD_UNCHANGED).max() <= 32
     done = run(os.path.join(PROJECT, "train_net.py"), os.path.join(TINY, "multitask4_tiny.yaml"),
                tmp_path, lane_root, "DATASETS.TRAIN", "('bdd100k_full_train_pseudo',)",
-               "PSEUDO_LABELS.OPTIONAL_TASKS", "['detection', 'semantic', 'drivable']",
-               "DATASETS.TEST", "()")
+               "PSEUDO_LABELS.OPTIONAL_TASKS", "['detection', 'semantic', 'drivable']")
     assert done.returncode == 0, done.stderr[-3000:]
     log = (tmp_path / "log.txt").read_text()
     assert f"images per task: lane {len(lacking)}" in log
+    results = json.loads((tmp_path / "inference" / "results.json").read_text())
+    assert set(results) == {"bbox", "sem_seg", "drivable_seg", "lane"}  # four evaluators
 
 
 def test_the_dense_lane_head_trains_and_is_evaluated_through_train_net(lane_root, tmp_path):
@@ -225,14 +226,6 @@ def test_dense_head_scores_factorise_and_its_losses_count_lane_pixels_only():
     assert torch.allclose(scores.sum(dim=1), torch.ones(1, 2, 2))
     assert CLASSES[scores[0, :, 0, 0].argmax()] == "single white dashed parallel"
     assert CLASSES[scores[0, :, 1, 1].argmax()] == "background"
-
-
-def test_the_four_task_student_trains_and_evaluates_every_task(lane_root, tmp_path):
-    done = run(os.path.join(PROJECT, "train_net.py"), os.path.join(TINY, "multitask4_tiny.yaml"),
-               tmp_path, lane_root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((tmp_path / "inference" / "results.json").read_text())
-    assert set(results) == {"bbox", "sem_seg", "drivable_seg", "lane"}
 
 
 def test_drawings_colour_lanes_by_category_and_dash_the_dashed_ones():

@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Export a trained model to ONNX (or TorchScript): one graph, the language priors baked in.
+
+    python tools/export_model.py --config-file configs/sample/lv_adapter_R18.yaml \\
+        --output output/export [--format onnx|torchscript] [--sample-image IMG] \\
+        [--project projects/LaneMarking] MODEL.WEIGHTS output/model_final.pth [KEY VALUE ...]
+
+Writes ``--output/model.onnx`` (or ``model.ts``) and ``export.json`` (tasks, class names, input
+format and size, the weights' sha256); lv_adapter/deploy/export.py says what the graph does and
+what stays outside it. The graph's input size is the test resize of the sample image
+(``--sample-image``, default: the first image of ``DATASETS.TEST[0]``); the runtime refuses other
+sizes. An LV-Adapter model whose config reads no text-features file gets one first
+(tools/dump_text_features.py, in a process of its own: this one never imports the text
+encoder). After the export, the ONNX graph runs on the sample image with onnxruntime and the
+largest differences from PyTorch are printed.
+
+Run the export with ``train_net.py --eval-only --exported DIR`` (metrics), or
+``tools/visualize_predictions.py --exported DIR`` (drawings).
+"""
+import argparse
+import logging
+import os
+import subprocess
+import sys
+
+import torch
+from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
+from detectron2.utils.logger import setup_logger
+
+import lv_adapter  # noqa: F401  (registers the datasets)
+from lv_adapter.config import build_config
+from lv_adapter.data import MultiTaskDatasetMapper
+from lv_adapter.deploy.export import GRAPH_FILES, ExportError, export_model
+from lv_adapter.deploy.parity import ParityReport
+from lv_adapter.engine import SafeCheckpointer, fold_frozen_norms
+from lv_adapter.projects import add_project_argument, import_projects
+from lv_adapter.utils.cli import check_opts_last, check_writable_folder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+logger = logging.getLogger("lv_adapter.export_model")
+TEXT_FILE_KEY = "MODEL.ADAPTER.TEXT_FEATURES_FILE"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, help="the config the model trained with")
+    parser.add_argument("--output", required=True, help="folder for the graph and export.json")
+    parser.add_argument("--format", default="onnx", choices=sorted(GRAPH_FILES))
+    parser.add_argument("--sample-image", help="image to trace with (default: the first image "
+                        "of DATASETS.TEST[0])")
+    add_project_argument(parser)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    args = parser.parse_args(argv)
+    check_opts_last(parser, args.opts)
+    return args
+
+
+def load_config(args):
+    """The config, with a text-features file for an LV-Adapter model that lacks one."""
+    cfg = build_config(args.config_file, args.opts)
+    weights = cfg.MODEL.WEIGHTS
+    if not weights:
+        raise ValueError("MODEL.WEIGHTS is empty: give the trained checkpoint to export")
+    if "://" not in weights and not os.path.isfile(weights):
+        raise FileNotFoundError(f"MODEL.WEIGHTS: checkpoint {weights} not found")
+    if cfg.MODEL.ADAPTER.NAME == "LVAdapter" and not cfg.MODEL.ADAPTER.TEXT_FEATURES_FILE:
+        features = dump_text_features(args, os.path.join(args.output, "text_features.pth"))
+        cfg = build_config(args.config_file, [*args.opts, TEXT_FILE_KEY, features])
+    return cfg
+
+
+def dump_text_features(args, output):
+    """Run tools/dump_text_features.py in its own process; return the file it wrote."""
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "dump_text_features.py"),
+           "--config-file", args.config_file, "--output", output]
+    cmd += [part for folder in args.project for part in ("--project", folder)] + args.opts
+    logger.info("The LV-Adapter's text features: running tools/dump_text_features.py")
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise ExportError(f"tools/dump_text_features.py failed:\n{done.stderr[-2000:]}")
+    return output
+
+
+def load_model(cfg):
+    """The model of ``cfg`` with its weights, in eval mode, frozen norms folded."""
+    model = build_model(cfg)
+    SafeCheckpointer(model, strict=True).load(cfg.MODEL.WEIGHTS)
+    fold_frozen_norms(model.eval())
+    return model
+
+
+def sample_input(cfg, path=None):
+    """The test mapper's output for ``path`` (default: the first image of DATASETS.TEST[0])."""
+    if path is None:
+        if not cfg.DATASETS.TEST:
+            raise ValueError("DATASETS.TEST is empty: give --sample-image")
+        record = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]
+    else:
+        record = {"file_name": path, "image_id": os.path.splitext(os.path.basename(path))[0]}
+    mapped = MultiTaskDatasetMapper(cfg, False)(record)
+    if mapped is None:
+        raise ValueError(f"{record['file_name']}: cannot be read (see the log)")
+    return mapped
+
+
+def check_on_sample(model, folder, sample, tasks):
+    """The exported graph against PyTorch on the sample image: the report's lines."""
+    from lv_adapter.deploy.runtime import ExportedModel
+
+    with torch.no_grad():
+        eager = model([sample])[0]
+    exported = ExportedModel(folder)([sample])[0]
+    report = ParityReport()
+    report.add(eager, exported, tasks)
+    return report.lines()
+
+
+def main(args):
+    import_projects(args.project)
+    check_writable_folder(args.output, "--output")
+    cfg = load_config(args)
+    model = load_model(cfg)
+    sample = sample_input(cfg, args.sample_image)
+    image = sample["image"].float()
+    info = export_model(cfg, model, image, args.output, args.format,
+                        weights=cfg.MODEL.WEIGHTS, config_file=args.config_file)
+    text_encoders = sorted(m for m in ("open_clip", "transformers") if m in sys.modules)
+    logger.info(f"Exported {', '.join(info['tasks'])} at {info['input']['width']}x"
+                f"{info['input']['height']} to {os.path.join(args.output, info['graph'])} "
+                f"(text-encoder packages imported: {text_encoders or 'none'})")
+    if args.format == "onnx":
+        for line in check_on_sample(model, args.output, sample, info["tasks"]):
+            logger.info(f"onnxruntime vs PyTorch on {sample['file_name']}: {line}")
+    return info
+
+
+if __name__ == "__main__":
+    setup_logger(name="lv_adapter")
+    setup_logger(name="fvcore")
+    try:
+        main(parse_args())
+    except (ExportError, ValueError, FileNotFoundError) as e:
+        sys.exit(f"export_model: {e}")
