@@ -24,16 +24,13 @@ import subprocess
 import sys
 
 import torch
-from detectron2.data import DatasetCatalog
-from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
 import lv_adapter  # noqa: F401  (registers the datasets)
 from lv_adapter.config import build_config
-from lv_adapter.data import MultiTaskDatasetMapper
-from lv_adapter.deploy.export import GRAPH_FILES, ExportError, export_model
+from lv_adapter.deploy.export import GRAPH_FILES, ExportError, export_model, sample_input
 from lv_adapter.deploy.parity import ParityReport
-from lv_adapter.engine import SafeCheckpointer, fold_frozen_norms
+from lv_adapter.engine.predictor import Predictor
 from lv_adapter.projects import add_project_argument, import_projects
 from lv_adapter.utils.cli import check_opts_last, check_writable_folder
 
@@ -83,28 +80,6 @@ def dump_text_features(args, output):
     return output
 
 
-def load_model(cfg):
-    """The model of ``cfg`` with its weights, in eval mode, frozen norms folded."""
-    model = build_model(cfg)
-    SafeCheckpointer(model, strict=True).load(cfg.MODEL.WEIGHTS)
-    fold_frozen_norms(model.eval())
-    return model
-
-
-def sample_input(cfg, path=None):
-    """The test mapper's output for ``path`` (default: the first image of DATASETS.TEST[0])."""
-    if path is None:
-        if not cfg.DATASETS.TEST:
-            raise ValueError("DATASETS.TEST is empty: give --sample-image")
-        record = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]
-    else:
-        record = {"file_name": path, "image_id": os.path.splitext(os.path.basename(path))[0]}
-    mapped = MultiTaskDatasetMapper(cfg, False)(record)
-    if mapped is None:
-        raise ValueError(f"{record['file_name']}: cannot be read (see the log)")
-    return mapped
-
-
 def check_on_sample(model, folder, sample, tasks):
     """The exported graph against PyTorch on the sample image: the report's lines."""
     from lv_adapter.deploy.runtime import ExportedModel
@@ -121,7 +96,7 @@ def main(args):
     import_projects(args.project)
     check_writable_folder(args.output, "--output")
     cfg = load_config(args)
-    model = load_model(cfg)
+    model = Predictor(cfg).model  # weights loaded (strictly), eval mode, frozen norms folded
     sample = sample_input(cfg, args.sample_image)
     image = sample["image"].float()
     info = export_model(cfg, model, image, args.output, args.format,

@@ -5,6 +5,8 @@
     python tools/visualize_predictions.py --config-file configs/sample/multitask_R18.yaml \
         --input datasets/sample/bdd100k/images/100k/val --output output/predictions \
         MODEL.WEIGHTS output/sample/multitask_R18/model_final.pth
+    python tools/visualize_predictions.py --config-file CFG --input IMAGES --output OUT \
+        --exported output/export          # the exported model (tools/export_model.py)
 """
 import argparse
 import glob
@@ -98,6 +100,16 @@ def run_video(predictor, path, out_dir, args, input_format, metadata):
     return target
 
 
+def exported_model(folder, cfg):
+    """The model exported to ``folder``, run by onnxruntime; refused when exported from another
+    config."""
+    from lv_adapter.deploy.runtime import ExportedModel, check_matches_config
+
+    model = ExportedModel(folder)
+    check_matches_config(model.info, cfg, folder)
+    return model
+
+
 def main(args):
     """Draw; return the exit status: 1 when an image could not be read (each named on stderr,
     the others drawn all the same)."""
@@ -106,7 +118,7 @@ def main(args):
     cfg = build_config(args.config_file, args.opts)
     # The classes the model was trained on, by name (BDD100K's for a config without datasets).
     metadata = config_metadata(cfg) or Metadata(**bdd100k_metadata())
-    predictor = Predictor(cfg)
+    predictor = Predictor(cfg, exported_model(args.exported, cfg) if args.exported else None)
     os.makedirs(args.output, exist_ok=True)
     if len(args.input) == 1 and args.input[0].lower().endswith(VIDEO_EXTENSIONS):
         print("wrote", run_video(predictor, args.input[0], args.output, args, cfg.INPUT.FORMAT,
@@ -127,6 +139,8 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="folder for PNG drawings or the MP4")
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
     parser.add_argument("--scale", type=float, default=1.0, help="drawing size / image size")
+    parser.add_argument("--exported", metavar="DIR", help="draw the predictions of the model "
+                        "exported to DIR (tools/export_model.py), run by onnxruntime")
     add_project_argument(parser)
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return parser.parse_args(argv)

@@ -20,14 +20,14 @@ import json
 import os
 
 import torch
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import ImageList
 from torch import nn
 
 from lv_adapter.tasks import get_task
 from lv_adapter.utils.io import atomic_path, file_sha256, write_json
 
-__all__ = ["ExportError", "ExportModule", "export_model", "read_export_info"]
+__all__ = ["ExportError", "ExportModule", "export_model", "read_export_info", "sample_input"]
 
 INFO_FILE = "export.json"
 FORMAT, VERSION = "lv_adapter.export", 1
@@ -147,6 +147,23 @@ def _export_info(cfg, tasks, image, fmt, weights, config_file):
         "opset": OPSET if fmt == "onnx" else None,
         "torch": torch.__version__,
     }
+
+
+def sample_input(cfg, path=None):
+    """The test mapper's output for the image ``path`` (default: the first image of
+    ``DATASETS.TEST[0]``): what the graph is traced with, and what the runtime takes."""
+    from lv_adapter.data import MultiTaskDatasetMapper
+
+    if path is None:
+        if not cfg.DATASETS.TEST:
+            raise ValueError("DATASETS.TEST is empty: give a sample image (--sample-image)")
+        record = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]
+    else:
+        record = {"file_name": path, "image_id": os.path.splitext(os.path.basename(path))[0]}
+    mapped = MultiTaskDatasetMapper(cfg, False)(record)
+    if mapped is None:  # the "skip" bad-sample policy
+        raise ValueError(f"{record['file_name']}: cannot be read (see the log)")
+    return mapped
 
 
 def read_export_info(folder):

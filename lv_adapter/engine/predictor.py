@@ -13,13 +13,16 @@ class Predictor:
     image at a time, resized as in evaluation.
 
     Call with an HxWx3 uint8 image in ``cfg.INPUT.FORMAT``; returns the model's output dict at
-    the image's own resolution (``instances``, ``sem_seg``, ``drivable_seg``).
+    the image's own resolution (``instances``, ``sem_seg``, ``drivable_seg``). ``model``: a
+    model to run instead of building one (an exported model, ``lv_adapter.deploy``).
     """
 
-    def __init__(self, cfg):
-        self.model = build_model(cfg).eval()
-        SafeCheckpointer(self.model, strict=True).load(cfg.MODEL.WEIGHTS)
-        fold_frozen_norms(self.model)  # inference only from here on
+    def __init__(self, cfg, model=None):
+        if model is None:
+            model = build_model(cfg).eval()
+            SafeCheckpointer(model, strict=True).load(cfg.MODEL.WEIGHTS)
+            fold_frozen_norms(model)  # inference only from here on
+        self.model = model.eval()
         self.resize = T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
 
     @torch.no_grad()

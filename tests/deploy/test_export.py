@@ -1,0 +1,177 @@
+"""Export and runtime (issue 18): tools/export_model.py on train_net.py's own checkpoints, the
+exported graph run by onnxruntime against PyTorch on the held-out sample scenes, train_net.py
+evaluating the export, and the errors of what cannot be used."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from detectron2.data import DatasetCatalog
+from detectron2.engine import default_argument_parser
+
+import train_net
+from conftest import REPO, subprocess_env
+from lv_adapter.deploy import ExportedModel, ExportModule, sample_input
+from lv_adapter.deploy.export import ExportError, check_exportable
+from lv_adapter.deploy.parity import ParityReport
+from lv_adapter.deploy.runtime import check_matches_config
+from lv_adapter.engine.predictor import Predictor
+
+QUICK = os.path.join(REPO, "configs", "quick_schedules")
+TINY = os.path.join(QUICK, "multitask_tiny.yaml")
+TOOL = os.path.join(REPO, "tools", "export_model.py")
+
+
+@pytest.fixture(scope="module")
+def trained(sample_root, tmp_path_factory):
+    """The tiny multi-task model trained (4 iterations) and evaluated by train_net.py."""
+    out = tmp_path_factory.mktemp("trained")
+    argv = ["--config-file", TINY, "OUTPUT_DIR", str(out), "MODEL.DEVICE", "cpu"]
+    train_net.main(default_argument_parser().parse_args(argv))
+    return out
+
+
+def export(config, out, weights, *extra, project=None):
+    cmd = [sys.executable, TOOL, "--config-file", config, "--output", str(out), *extra]
+    cmd += ["--project", project] if project else []
+    # One stream: the log goes to stdout, warnings and errors to stderr.
+    return subprocess.run(cmd + ["MODEL.WEIGHTS", str(weights)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, cwd=REPO, env=subprocess_env())
+
+
+@pytest.fixture(scope="module")
+def exported(trained, sample_root):
+    out = trained / "export"
+    done = export(TINY, out, trained / "model_final.pth")
+    assert done.returncode == 0, done.stdout[-3000:]
+    return out, done.stdout
+
+
+def test_the_export_writes_one_graph_and_what_the_runtime_needs(trained, exported):
+    from lv_adapter.config import build_config
+    from lv_adapter.utils.io import file_sha256
+
+    folder, log = exported
+    info = json.loads((folder / "export.json").read_text())
+    assert info["tasks"] == ["detection", "semantic", "drivable"]
+    assert info["outputs"]["detection"] == ["boxes", "scores", "classes"]
+    assert [len(info["classes"][t]) for t in info["tasks"]] == [10, 19, 3]
+    assert (info["input"]["format"], info["input"]["width"], info["input"]["height"]) == (
+        build_config(TINY).INPUT.FORMAT, 128, 72)
+    assert info["weights"]["sha256"] == file_sha256(trained / "model_final.pth")
+    assert (folder / "model.onnx").stat().st_size > 0
+    assert not [n for n in os.listdir(folder) if n.startswith(".tmp-")]
+    assert "text-encoder packages imported: none" in log
+    assert "onnxruntime vs PyTorch on" in log and "drivable: argmax_agreement" in log
+
+
+@pytest.mark.measurement
+def test_the_exported_model_answers_as_pytorch_on_the_held_out_scenes(trained, exported):
+    from lv_adapter.config import build_config
+    from lv_adapter.data import MultiTaskDatasetMapper
+
+    cfg = build_config(TINY, ["MODEL.WEIGHTS", str(trained / "model_final.pth")])
+    eager, onnx = Predictor(cfg).model, ExportedModel(str(exported[0]))
+    mapper = MultiTaskDatasetMapper(cfg, False)
+    report = ParityReport()
+    for record in DatasetCatalog.get("bdd100k_multitask_val"):
+        x = mapper(record)
+        with torch.no_grad():
+            report.add(eager([x])[0], onnx([x])[0], cfg.MODEL.TASKS)
+    worst = report.worst
+    assert worst["detection"]["box_max_px"] <= 0.01 and worst["detection"]["score_max"] <= 1e-4
+    assert worst["detection"]["unmatched"] == 0
+    assert worst["semantic"]["argmax_agreement"] >= 0.9999
+    assert worst["drivable"]["argmax_agreement"] >= 0.9999
+
+
+def test_train_net_evaluates_the_export_with_the_eager_metrics(trained, exported, tmp_path):
+    cmd = [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", TINY,
+           "--eval-only", "--exported", str(exported[0]), "OUTPUT_DIR", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=subprocess_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    ours = json.loads((tmp_path / "inference" / "results.json").read_text())
+    eager = json.loads((trained / "inference" / "results.json").read_text())
+    assert set(ours) == {"bbox", "sem_seg", "drivable_seg"}
+    for key, metrics in eager.items():
+        for name, value in metrics.items():
+            assert ours[key][name] == pytest.approx(value, abs=0.005, nan_ok=True), (key, name)
+    # The predictions of another config's model are refused, naming the difference.
+    cmd[3] = os.path.join(QUICK, "lv_adapter_tiny.yaml")
+    other = subprocess.run(cmd + ["MODEL.TASKS", "['semantic']"], capture_output=True,
+                           text=True, cwd=REPO, env=subprocess_env())
+    assert other.returncode != 0
+    assert (f"{exported[0]} was exported from another config (tasks: config ['semantic'], "
+            "export ['detection', 'semantic', 'drivable']") in other.stderr
+
+
+def test_the_lv_adapter_student_exports_with_its_text_features_as_constants(sample_root,
+                                                                            tmp_path):
+    import onnx
+
+    config = os.path.join(QUICK, "lv_adapter_tiny.yaml")
+    argv = ["--config-file", config, "OUTPUT_DIR", str(tmp_path / "train"), "MODEL.DEVICE", "cpu",
+            "SOLVER.MAX_ITER", "1", "SOLVER.ADAPT_ITERS", "0", "DATASETS.TEST", "()"]
+    train_net.main(default_argument_parser().parse_args(argv))
+    done = export(config, tmp_path / "export", tmp_path / "train" / "model_final.pth")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "running tools/dump_text_features.py" in done.stdout
+    assert "text-encoder packages imported: none" in done.stdout  # the export process's own
+    assert (tmp_path / "export" / "text_features.pth").is_file()
+    graph = onnx.load(str(tmp_path / "export" / "model.onnx"))
+    names = [t.name for t in graph.graph.initializer] + [n.name for n in graph.graph.node]
+    assert not [n for n in names if "prompts" in n or "text_encoder" in n]
+    assert "semantic: argmax_agreement 1" in done.stdout
+
+
+def test_torchscript_comes_for_free(trained, sample_root, tmp_path):
+    from lv_adapter.config import build_config
+
+    done = export(TINY, tmp_path, trained / "model_final.pth", "--format", "torchscript")
+    assert done.returncode == 0, done.stdout[-3000:]
+    cfg = build_config(TINY, ["MODEL.WEIGHTS", str(trained / "model_final.pth")])
+    image = sample_input(cfg)["image"].float()
+    with torch.no_grad():
+        traced = torch.jit.load(str(tmp_path / "model.ts"))(image)
+        eager = ExportModule(Predictor(cfg).model)(image)
+    assert len(traced) == len(eager) == 5
+    for a, b in zip(traced, eager):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+
+
+def test_what_cannot_be_used_is_named(trained, exported, tmp_path):
+    from detectron2.modeling import build_model
+
+    from lv_adapter.config import build_config
+
+    folder = tmp_path / "copy"
+    shutil.copytree(exported[0], folder)
+    model = ExportedModel(str(folder))
+    with pytest.raises(ValueError, match=r"a.jpg: the exported model .* takes \[3, 72, 128\] "
+                                         r"images .* got \[3, 36, 64\]"):
+        model([{"image": torch.zeros(3, 36, 64), "file_name": "a.jpg"}])
+    with pytest.raises(ValueError, match=r"got \[1, 72, 128\]"):
+        model([{"image": torch.zeros(1, 72, 128)}])
+    with open(folder / "model.onnx", "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(ExportError, match="model.onnx: onnxruntime cannot load it"):
+        ExportedModel(str(folder))
+    (folder / "export.json").write_text("{")
+    with pytest.raises(ExportError, match="export.json: malformed JSON"):
+        ExportedModel(str(folder))
+    (folder / "export.json").unlink()
+    with pytest.raises(ExportError, match="export.json: not found"):
+        ExportedModel(str(folder))
+    with pytest.raises(ExportError, match="export folder not found"):
+        ExportedModel(str(tmp_path / "nowhere"))
+    cfg = build_config(os.path.join(QUICK, "lv_adapter_tiny.yaml"))
+    with pytest.raises(ExportError, match="adapter \\(LVAdapter\\): its text features come "
+                                          "from the text encoder"):
+        check_exportable(cfg, build_model(cfg).eval())
+    info = json.loads((exported[0] / "export.json").read_text())
+    with pytest.raises(ExportError, match="INPUT.MIN_SIZE_TEST: config 144, export 72"):
+        check_matches_config(info, build_config(os.path.join(REPO, "configs", "sample",
+                                                             "multitask_R18.yaml")), "x")
