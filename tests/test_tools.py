@@ -1,6 +1,7 @@
 """The drawing tools, end to end on the sample scenes."""
 import glob
 import os
+import re
 import sys
 
 import cv2
@@ -105,6 +106,9 @@ def test_the_demo_runs_end_to_end(sample_root, tmp_path, capsys):
     assert len(os.listdir(tmp_path / "ground_truth")) == 2
     assert len(os.listdir(tmp_path / "predictions")) == 2
     assert os.path.isfile(tmp_path / "model" / "model_final.pth")
+    assert "== 7. exporting the student to ONNX" in printed
+    for line in ("det AP50", "sem mIoU", "drivable mIoU"):  # each metric, exported and eager
+        assert re.search(f"\n{line} [0-9.na]+ eager, [0-9.na]+ exported: equal\n", printed)
 
 
 @pytest.mark.slow
@@ -303,6 +307,21 @@ def test_speed_benchmark_times_the_lane_task_against_the_three_task_student():
     assert len(re.findall(r"ratio four-task R18, dense lanes / three-task R18: \d+\.\d+",
                           printed)) == 3
     assert len(re.findall(r"ratio lane teacher dense / MaskFormer: \d+\.\d+", printed)) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.measurement
+def test_speed_benchmark_times_the_export_against_eager(monkeypatch, capsys):
+    """--exported, through the tool's main: one small setting (the R50 ones take minutes)."""
+    import benchmark_speed
+
+    monkeypatch.setattr(benchmark_speed, "EXPORT_SETTINGS", {"sample config (R18)": (
+        {"teacher drivable R18": "sample/teacher_drivable_R18.yaml"}, (256, 144))})
+    benchmark_speed.main(["--exported", "--rounds", "1", "--scale", "0.25"])
+    printed = capsys.readouterr().out
+    assert "== sample config (R18): inference, 64x36" in printed
+    assert re.search(r"teacher drivable R18 +eager +\d+\.\d+ s, onnxruntime +\d+\.\d+ "
+                     r"s/image, ratio onnxruntime / eager: \d+\.\d+", printed)
 
 
 def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp_path):

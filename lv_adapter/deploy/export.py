@@ -18,6 +18,7 @@ tasks, output names, class names, the input format and size, and the source weig
 """
 import json
 import os
+import warnings
 
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -109,7 +110,9 @@ def export_model(cfg, model, image, out_dir, fmt="onnx", weights=None, config_fi
     try:
         # Gradients stay on: under no_grad, nn.MultiheadAttention in eval mode takes its fused
         # fast path (aten::_native_multi_head_attention), which no ONNX opset has.
-        with atomic_path(graph) as tmp:
+        with atomic_path(graph) as tmp, warnings.catch_warnings():
+            # The tracer warns wherever a shape becomes a constant: expected, the size is fixed.
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             if fmt == "onnx":
                 torch.onnx.export(module, (image,), tmp, dynamo=False, opset_version=OPSET,
                                   input_names=["image"], output_names=output_names(tasks))

@@ -2,7 +2,7 @@
 from lv_adapter.evaluation.base import GroundTruth, TaskEvaluator
 from lv_adapter.evaluation.build import build_multitask_evaluator
 from lv_adapter.evaluation.detection import DetectionEvaluator
-from lv_adapter.evaluation.report import metric_lines
+from lv_adapter.evaluation.report import comparison_lines, metric_lines
 from lv_adapter.evaluation.segmentation import SegmentationEvaluator
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "SegmentationEvaluator",
     "TaskEvaluator",
     "build_multitask_evaluator",
+    "comparison_lines",
     "metric_lines",
 ]

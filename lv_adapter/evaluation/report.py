@@ -4,19 +4,41 @@ import math
 from lv_adapter.tasks import get_task, task_names
 
 
-def metric_lines(results):
-    """Lines like ``det AP50 12.3`` for the headline metrics present in ``results``: each
-    registered task's ``headline_metrics`` under its ``result_key``, named by its ``short_name``.
+def headline_values(results):
+    """``[(label, value)]`` like ``("det AP50", 12.3)`` for the headline metrics present in
+    ``results``: each registered task's ``headline_metrics`` under its ``result_key``, named by
+    its ``short_name``.
 
     Args:
         results (dict): detectron2 evaluation results, e.g. ``{"bbox": {"AP50": 12.3}, ...}``;
             for several datasets (``{dataset: {...}}``) pass one dataset's results.
     """
-    lines = []
+    values = []
     for task in map(get_task, task_names()):
         for metric in task.headline_metrics:
             value = results.get(task.result_key, {}).get(metric)
             if value is not None:
-                text = "nan" if math.isnan(value) else f"{value:.1f}"
-                lines.append(f"{task.short_name} {metric} {text}")
+                values.append((f"{task.short_name} {metric}", value))
+    return values
+
+
+def _text(value):
+    return "nan" if math.isnan(value) else f"{value:.1f}"
+
+
+def metric_lines(results):
+    """Lines like ``det AP50 12.3`` for the headline metrics of ``results`` (see
+    :func:`headline_values`)."""
+    return [f"{label} {_text(value)}" for label, value in headline_values(results)]
+
+
+def comparison_lines(eager, exported):
+    """Lines like ``det AP50 12.34 eager, 12.34 exported: equal`` (to two decimals) for the
+    headline metrics of two evaluations of one model (PyTorch and its export)."""
+    lines = []
+    for label, value in headline_values(eager):
+        other = dict(headline_values(exported)).get(label, float("nan"))
+        same = f"{value:.2f}" == f"{other:.2f}"
+        lines.append(f"{label} {value:.2f} eager, {other:.2f} exported: "
+                     f"{'equal' if same else 'DIFFERENT'}")
     return lines
