@@ -39,7 +39,8 @@ test: setup
 # vendored tarball beside the clone into the folder D2MAIN_DIR alone (a few MB, where a second
 # venv would take ~6 GB); the same suite runs with that folder first on PYTHONPATH, but for the
 # tests marked `measurement` (setup.cfg): learning, speed and the whole pipeline, measured once,
-# with detectron2 calls that the faster tests make on both versions.
+# with detectron2 calls that the faster tests make on both versions; and `same_calls`: another
+# model or tool through calls that other tests make on both versions.
 D2MAIN_DIR ?= .d2main
 D2MAIN_SOURCE ?= ../shared/vendor/detectron2-main-02b5c4e.tar.gz
 
@@ -49,7 +50,7 @@ setup-d2main:
 D2MAIN_PATH = PYTHONPATH=$(abspath $(D2MAIN_DIR))$${PYTHONPATH:+:$$PYTHONPATH}
 
 test-d2main: setup-d2main
-	$(D2MAIN_PATH) $(PYTEST) -m "not measurement" $(PYTEST_ARGS)
+	$(D2MAIN_PATH) $(PYTEST) -m "not measurement and not same_calls" $(PYTEST_ARGS)
 
 # Determinism probes (tests/conftest.py): the suite under other seeds, and in reversed order, on
 # both detectron2 versions. Each run is a whole suite (~8 min on 2 cores).

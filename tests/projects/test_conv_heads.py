@@ -1,6 +1,7 @@
 """projects/ConvHeads: the Semantic FPN head in the task-head slot, through its train_net.py."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -162,6 +163,17 @@ def test_project_train_net_trains_every_head_convolutional(sample_root, tmp_path
     assert "FCOSDetectionHead" in log and "loss_detection_giou" in log
     results = json.loads((tmp_path / "inference" / "results.json").read_text())
     assert {"bbox", "sem_seg", "drivable_seg"} <= set(results)
+    # The convolutional heads export (NMS included) and answer as in PyTorch.
+    cmd = [sys.executable, os.path.join(REPO, "tools", "export_model.py"), "--config-file",
+           ALL_CONV, "--output", str(tmp_path / "export"), "--project", PROJECT,
+           "MODEL.WEIGHTS", str(tmp_path / "model_final.pth")]
+    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=subprocess_env(DETECTRON2_DATASETS=sample_root))
+    assert done.returncode == 0, done.stdout[-3000:]
+    box, score = re.search(r"detection: box_max_px (\S+), score_max (\S+), unmatched 0",
+                           done.stdout).groups()
+    assert float(box) <= 0.01 and float(score) <= 1e-4
+    assert "semantic: argmax_agreement 1\n" in done.stdout
 
 
 @pytest.mark.slow
