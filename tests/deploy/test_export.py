@@ -18,6 +18,8 @@ from lv_adapter.deploy.export import ExportError, check_exportable
 from lv_adapter.deploy.runtime import check_matches_config
 from lv_adapter.engine.predictor import Predictor
 
+sys.path.insert(0, os.path.join(REPO, "tools"))  # check_export_parity, as test_tools does
+
 QUICK = os.path.join(REPO, "configs", "quick_schedules")
 TINY = os.path.join(QUICK, "multitask_tiny.yaml")
 TOOL = os.path.join(REPO, "tools", "export_model.py")
@@ -66,40 +68,29 @@ def test_the_export_writes_one_graph_and_what_the_runtime_needs(trained, exporte
     assert "onnxruntime vs PyTorch on" in log and "drivable: argmax_agreement" in log
 
 
-def test_the_exported_model_answers_as_pytorch_on_the_held_out_scenes(trained, exported):
+def test_the_exported_model_answers_as_pytorch_on_the_held_out_scenes(trained, exported, capsys):
     """tools/check_export_parity.py: both models on every held-out image, within the limits
     (boxes 0.01 px, scores 1e-4, argmax 99.99 %, metrics equal to two decimals)."""
-    cmd = [sys.executable, os.path.join(REPO, "tools", "check_export_parity.py"),
-           "--config-file", TINY, "--exported", str(exported[0]),
-           "MODEL.WEIGHTS", str(trained / "model_final.pth")]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=subprocess_env())
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "export parity: all within the limits" in done.stdout
-    assert "unmatched 0" in done.stdout and "drivable: argmax_agreement" in done.stdout
-    assert "sem mIoU" in done.stdout and "exported: equal" in done.stdout
+    import check_export_parity
+
+    argv = ["--config-file", TINY, "--exported", str(exported[0]),
+            "MODEL.WEIGHTS", str(trained / "model_final.pth")]
+    assert check_export_parity.main(check_export_parity.parse_args(argv)) == 0
+    printed = capsys.readouterr().out
+    assert "export parity: all within the limits" in printed
+    assert "unmatched 0" in printed and "drivable: argmax_agreement" in printed
+    assert "sem mIoU" in printed and "exported: equal" in printed
 
 
-def test_train_net_evaluates_the_export_with_the_eager_metrics(trained, exported, tmp_path):
-    cmd = [sys.executable, os.path.join(REPO, "train_net.py"), "--config-file", TINY,
-           "--eval-only", "--exported", str(exported[0]), "OUTPUT_DIR", str(tmp_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=subprocess_env())
-    assert done.returncode == 0, done.stderr[-3000:]
-    ours = json.loads((tmp_path / "inference" / "results.json").read_text())
-    # PyTorch through the same evaluator, with the weights the export was made of.
-    argv = ["--config-file", TINY, "--eval-only", "MODEL.WEIGHTS",
-            str(trained / "model_final.pth"), "OUTPUT_DIR", str(tmp_path / "eager")]
-    eager = train_net.main(default_argument_parser().parse_args(argv))
-    assert set(ours) == set(eager) == {"bbox", "sem_seg", "drivable_seg"}
-    for key, metrics in eager.items():
-        for name, value in metrics.items():  # equal to two decimals
-            assert f"{ours[key][name]:.2f}" == f"{value:.2f}", (key, name)
-    # The predictions of another config's model are refused, naming the difference.
-    cmd[3] = os.path.join(QUICK, "lv_adapter_tiny.yaml")
-    other = subprocess.run(cmd + ["MODEL.TASKS", "['semantic']"], capture_output=True,
-                           text=True, cwd=REPO, env=subprocess_env())
-    assert other.returncode != 0
-    assert (f"{exported[0]} was exported from another config (tasks: config ['semantic'], "
-            "export ['detection', 'semantic', 'drivable']") in other.stderr
+def test_train_net_evaluates_the_export(trained, exported, tmp_path):
+    argv = ["--config-file", TINY, "--eval-only", "--exported", str(exported[0]),
+            "OUTPUT_DIR", str(tmp_path)]
+    results = train_net.main(train_net.argument_parser().parse_args(argv))
+    written = json.loads((tmp_path / "inference" / "results.json").read_text())
+    assert set(written) == set(results) == {"bbox", "sem_seg", "drivable_seg"}
+    with pytest.raises(ValueError, match="--exported evaluates an exported model: add "
+                                         "--eval-only"):
+        train_net.main(train_net.argument_parser().parse_args(argv[:2] + argv[3:]))
 
 
 @pytest.mark.same_calls

@@ -155,6 +155,7 @@ def test_annotations_of_sweeps_malformed_and_missing_tables_and_unprepared_masks
         load_nuimages(root, "v1.0-val")
 
 
+@pytest.mark.same_calls
 def test_prepare_tool_writes_the_masks_again_and_keeps_existing_ones(nuimages_root, tmp_path):
     root, _ = copy_set(nuimages_root, tmp_path)
     folder = tmp_path / "nuimages" / "semantic_masks" / "v1.0-val"
@@ -246,6 +247,7 @@ def run_tool(root, tool, *argv):
                           env=subprocess_env(DETECTRON2_DATASETS=root))
 
 
+@pytest.mark.same_calls
 def test_check_dataset_reads_nuimages_masks_against_nuimages_classes(nuimages_root, tmp_path):
     root, _ = copy_set(nuimages_root, tmp_path)
     done = run_tool(root, "check_dataset.py", "nuimages_val", "--num-workers", "0")
@@ -273,6 +275,7 @@ def test_check_dataset_reads_nuimages_masks_against_nuimages_classes(nuimages_ro
     assert f"{mask_path}: {problem}" in done.stdout
 
 
+@pytest.mark.same_calls
 def test_predictions_are_drawn_with_nuimages_class_names(nuimages_root, tmp_path, monkeypatch):
     weights = tmp_path / "random.pth"  # an untrained tiny model: the drawing is what is tested
     torch.save({"model": build_model(build_config(MULTITASK, ["MODEL.DEVICE", "cpu"]))
@@ -300,6 +303,7 @@ def test_predictions_are_drawn_with_nuimages_class_names(nuimages_root, tmp_path
     assert seen[0].stuff_classes == list(SEM_CLASSES)
 
 
+@pytest.mark.same_calls
 def test_text_features_of_a_nuimages_model_are_dumped_with_its_classes(nuimages_root, tmp_path):
     cfg = build_config(TINY, ["MODEL.DEVICE", "cpu"])
     weights = tmp_path / "lv.pth"
