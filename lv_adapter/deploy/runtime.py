@@ -98,6 +98,10 @@ def _open_session(path, providers, threads):
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    # No spinning: onnxruntime's threads would otherwise keep the cores busy for a while after
+    # each run, slowing whatever shares the machine (the evaluator, the data loader, a car's
+    # other processes) and any timing beside it.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if providers is None:
         available = ort.get_available_providers()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")

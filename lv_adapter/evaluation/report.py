@@ -33,12 +33,13 @@ def metric_lines(results):
 
 
 def comparison_lines(eager, exported):
-    """Lines like ``det AP50 12.34 eager, 12.34 exported: equal`` (to two decimals) for the
-    headline metrics of two evaluations of one model (PyTorch and its export)."""
+    """Lines like ``det AP50 12.34 eager, 12.34 exported: equal`` for the headline metrics of
+    two evaluations of one model (PyTorch and its export). Equal to two decimals: less than
+    0.005 apart (two values 1e-5 apart may still print 28.67 and 28.66), or both NaN."""
     lines = []
     for label, value in headline_values(eager):
         other = dict(headline_values(exported)).get(label, float("nan"))
-        same = f"{value:.2f}" == f"{other:.2f}"
+        same = abs(value - other) < 0.005 or (math.isnan(value) and math.isnan(other))
         lines.append(f"{label} {value:.2f} eager, {other:.2f} exported: "
                      f"{'equal' if same else 'DIFFERENT'}")
     return lines
