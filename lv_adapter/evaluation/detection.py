@@ -25,6 +25,8 @@ __all__ = [
     "COCO_METRICS",
     "DetectionEvaluator",
     "coco_box_metrics",
+    "ground_truth_boxes",
+    "predicted_boxes",
     "scalabel_frames",
 ]
 
@@ -57,8 +59,8 @@ class DetectionEvaluator(TaskEvaluator):
                     "(a model without detection was given a detection evaluator?)"
                 )
             image = {k: record[k] for k in ("image_id", "file_name", "height", "width")}
-            image["gt"] = _ground_truth_boxes(record)
-            image["dets"] = _predicted_boxes(output["instances"])
+            image["gt"] = ground_truth_boxes(record)
+            image["dets"] = predicted_boxes(output["instances"])
             self._images.append(image)
 
     def evaluate(self):
@@ -78,7 +80,7 @@ class DetectionEvaluator(TaskEvaluator):
         return {"bbox": results}
 
 
-def _ground_truth_boxes(record):
+def ground_truth_boxes(record):
     """The labeled boxes of a dataset dict as continuous XYXY floats with class and iscrowd."""
     boxes = []
     for ann in record.get("annotations", []):
@@ -94,7 +96,7 @@ def _ground_truth_boxes(record):
     return boxes
 
 
-def _predicted_boxes(instances):
+def predicted_boxes(instances):
     """The predictions of one image as continuous XYXY floats with class and score."""
     instances = instances.to("cpu")
     boxes = instances.pred_boxes.tensor.double().numpy()
