@@ -294,11 +294,13 @@ def test_speed_benchmark_times_the_text_side_one_pass_against_task_by_task():
 @pytest.mark.slow
 @pytest.mark.measurement
 def test_speed_benchmark_times_the_lane_task_against_the_three_task_student():
-    """--lanes, through the CLI: the project imported by the tool, five models, both sizes."""
+    """projects/LaneMarking/tools/benchmark_lanes.py, through the CLI: the project imported by
+    the tool, five models, both sizes."""
     import re
     import subprocess
 
-    cmd = [sys.executable, os.path.join(REPO, "tools", "benchmark_speed.py"), "--lanes",
+    cmd = [sys.executable, os.path.join(REPO, "projects", "LaneMarking", "tools",
+                                        "benchmark_lanes.py"),
            "--steps", "1", "--rounds", "1", "--scale", "0.25"]
     printed = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(),
                              check=True).stdout
@@ -312,16 +314,19 @@ def test_speed_benchmark_times_the_lane_task_against_the_three_task_student():
 @pytest.mark.slow
 @pytest.mark.measurement
 def test_speed_benchmark_times_the_export_against_eager(monkeypatch, capsys):
-    """--exported, through the tool's main: one small setting (the R50 ones take minutes)."""
-    import benchmark_speed
+    """tools/benchmark_export.py --int8, through its main: one small setting (the R50 ones
+    take minutes)."""
+    import benchmark_export
 
-    monkeypatch.setattr(benchmark_speed, "EXPORT_SETTINGS", {"sample config (R18)": (
+    monkeypatch.setattr(benchmark_export, "SETTINGS", {"sample config (R18)": (
         {"teacher drivable R18": "sample/teacher_drivable_R18.yaml"}, (256, 144))})
-    benchmark_speed.main(["--exported", "--rounds", "1", "--scale", "0.25"])
+    benchmark_export.main(["--rounds", "1", "--scale", "0.25", "--int8"])
     printed = capsys.readouterr().out
     assert "== sample config (R18): inference, 64x36" in printed
     assert re.search(r"teacher drivable R18 +eager +\d+\.\d+ s, onnxruntime +\d+\.\d+ "
                      r"s/image, ratio onnxruntime / eager: \d+\.\d+", printed)
+    assert re.search(r"teacher drivable R18 +int8 +\d+\.\d+ s/image, ratio int8 / eager: "
+                     r"\d+\.\d+, int8 / onnxruntime float: \d+\.\d+", printed)
 
 
 def test_learning_benchmark_reuses_the_scenes_of_an_earlier_run(monkeypatch, tmp_path):

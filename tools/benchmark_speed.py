@@ -13,10 +13,9 @@ at 1280x720 (CLIP RN50 text tower, random weights) and on the demo's sample conf
 where the text side's share of the step is timed too; and the R50 student with the adapter
 against the three teachers. The text side alone (``--text-only``): learned prompts -> text
 encoder -> projection, forward and backward, with all tasks in one pass over the text tower
-against task by task, interleaved, in both settings. Lane marking (``--lanes``,
-projects/LaneMarking): the four-task students against the three-task one and the two lane
-teachers, inference and training steps, interleaved. The ONNX export (``--exported``): PyTorch
-eager against onnxruntime for the student and each teacher, R50 at 1280x720 and R18 at 256x144.
+against task by task, interleaved, in both settings. The helpers here (models with random
+weights, interleaved medians) also serve ``tools/benchmark_export.py`` (the ONNX export against
+eager) and ``projects/LaneMarking/tools/benchmark_lanes.py`` (the cost of lane marking).
 Models run on MODEL.DEVICE
 (``MODEL.DEVICE cuda`` for a GPU; the timers then wait for the GPU). Config overrides
 (KEY VALUE ...) at the end apply to every model.
@@ -26,8 +25,6 @@ Models run on MODEL.DEVICE
     python tools/benchmark_speed.py --heads --rounds 5
     python tools/benchmark_speed.py --adapter --steps 5 --rounds 5 MODEL.DEVICE cuda
     python tools/benchmark_speed.py --text-only --steps 20 MODEL.DEVICE cuda
-    python tools/benchmark_speed.py --lanes --steps 10 --rounds 10
-    python tools/benchmark_speed.py --exported --rounds 5
     python tools/benchmark_speed.py --train --steps 3 MODEL.SEMANTIC_HEAD.PIXEL_DECODER light
 """
 import itertools
@@ -49,7 +46,6 @@ from tqdm import tqdm
 from lv_adapter import build_config
 from lv_adapter.engine import fold_frozen_norms
 from lv_adapter.modeling.segmentation import PIXEL_DECODERS, UPSAMPLE_ORDERS
-from lv_adapter.projects import import_projects
 from lv_adapter.tasks import get_task, mask_task_names, task_names
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -87,7 +83,8 @@ NCHW = "multi-task R50 NCHW"
 
 
 def load_model(config_name, train, opts=()):
-    """Build the model of ``configs/<config_name>`` (random weights) on MODEL.DEVICE."""
+    """Build the model of ``configs/<config_name>`` (or of an absolute path; random weights)
+    on MODEL.DEVICE."""
     cfg = model_config(config_name, opts)
     torch.manual_seed(0)
     model = build_model(cfg).train(train)
@@ -165,7 +162,7 @@ def benchmark_inference(rounds, opts=()):
 
 def _print_against_teachers(medians, student, rounds, size):
     teachers = sum(v for k, v in medians.items() if k.startswith("teacher"))
-    print(f"inference, {size[0]}x{size[1]}, {_where()}, median of {rounds} rounds:")
+    print(f"inference, {size[0]}x{size[1]}, {where()}, median of {rounds} rounds:")
     for name, sec in medians.items():
         print(f"  {name:34s} {sec:7.3f} s/image")
     print(f"  {'three teachers in turn':34s} {teachers:7.3f} s/image")
@@ -173,7 +170,7 @@ def _print_against_teachers(medians, student, rounds, size):
     return teachers
 
 
-def _where():
+def where():
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     return f"CPU, {torch.get_num_threads()} threads"
@@ -230,7 +227,7 @@ def benchmark_text_side(steps, opts=()):
     """The LV-Adapter's text side alone in both settings: one pass for all tasks against task by
     task, interleaved in one run (the image size does not matter here)."""
     for setting, (config, _, adapter, repeat) in ADAPTER_SETTINGS.items():
-        print(f"== {setting} ({config}), {_where()}; LV-Adapter: {_describe(config, adapter)}",
+        print(f"== {setting} ({config}), {where()}; LV-Adapter: {_describe(config, adapter)}",
               flush=True)
         model = load_model(config, True, [*opts, *adapter])
         seconds = median_seconds({"all tasks in one pass": text_tower_step(model, True),
@@ -256,7 +253,7 @@ def benchmark_adapter(steps, rounds, scale=1.0, opts=()):
     for setting, (config, size, adapter, repeat) in ADAPTER_SETTINGS.items():
         size = scaled(size, scale)
         repeat = repeat if scale == 1 else 1  # a scaled run only checks that the tool runs
-        print(f"== {setting} ({config}), {size[0]}x{size[1]}, {_where()}; LV-Adapter: "
+        print(f"== {setting} ({config}), {size[0]}x{size[1]}, {where()}; LV-Adapter: "
               f"{_describe(config, adapter)}", flush=True)
         off, on = [*opts, *NO_ADAPTER], [*opts, *adapter]
         _adapter_training(config, size, off, on, steps * repeat)
@@ -323,90 +320,6 @@ def benchmark_heads(rounds, opts=()):
         print(f"  {name:36s} {sec:6.2f} s/image")
 
 
-# --lanes: projects/LaneMarking's fourth task. name -> (config from the repository root, overrides)
-LANES = "projects/LaneMarking"
-LANE_MODELS = {
-    "three-task R18": ("configs/sample/multitask_R18.yaml", ()),
-    "four-task R18, MaskFormer lanes": (f"{LANES}/configs/sample/multitask4_R18.yaml", ()),
-    "four-task R18, dense lanes": (f"{LANES}/configs/sample/multitask4_R18.yaml",
-                                   ("MODEL.HEADS.LANE", "LaneDenseHead")),
-    "lane teacher R18, MaskFormer": (f"{LANES}/configs/sample/teacher_lane_R18.yaml", ()),
-    "lane teacher R18, dense": (f"{LANES}/configs/sample/teacher_lane_dense_R18.yaml", ()),
-}
-
-
-def benchmark_lanes(steps, rounds, scale=1.0, opts=()):
-    """The cost of lane marking: the four-task students (either lane head) against the
-    three-task student, and the two lane teachers, inference at 256x144 (the sample) and
-    1280x720, training steps (batch 4) at 256x144; interleaved, one process."""
-    import_projects([os.path.join(ROOT, LANES)])
-    models = {name: load_model(os.path.join(ROOT, path), False, [*opts, *extra])
-              for name, (path, extra) in LANE_MODELS.items()}
-    for size in (scaled((256, 144), scale), scaled(SIZE, scale)):
-        medians = median_inference_seconds(models, rounds, size)
-        _print_ratios(f"inference, {size[0]}x{size[1]}, {_where()}, median of {rounds} rounds",
-                      medians, "s/image")
-    size = scaled((256, 144), scale)
-    batch = training_batch(size, num_images=4)
-    steps_of = {name: train_step(load_model(os.path.join(ROOT, path), True, [*opts, *extra]),
-                                 batch) for name, (path, extra) in LANE_MODELS.items()}
-    _print_ratios(f"training step, batch 4 at {size[0]}x{size[1]}, {_where()}, median of "
-                  f"{steps} steps",
-                  median_seconds(steps_of, steps), "s/step")
-
-
-def _print_ratios(title, medians, unit):
-    """Each model's median, and the ratios the lane rows of BENCHMARKS.md report."""
-    print(f"{title}:")
-    for name, sec in medians.items():
-        print(f"  {name:34s} {sec:7.3f} {unit}")
-    base = medians["three-task R18"]
-    for name in ("four-task R18, MaskFormer lanes", "four-task R18, dense lanes"):
-        print(f"  ratio {name} / three-task R18: {medians[name] / base:.2f}")
-    print(f"  ratio lane teacher dense / MaskFormer: "
-          f"{medians['lane teacher R18, dense'] / medians['lane teacher R18, MaskFormer']:.2f}")
-
-
-# --exported: each setting's student and teachers, PyTorch eager against the ONNX export run by
-# onnxruntime. setting -> ({name: config under configs/}, (width, height)).
-EXPORT_SETTINGS = {
-    "R50 paper config": (MODELS, SIZE),
-    "sample config (R18)": ({
-        "multi-task R18": "sample/multitask_R18.yaml",
-        "teacher detection R18": "sample/teacher_detection_R18.yaml",
-        "teacher semantic R18": "sample/teacher_semantic_R18.yaml",
-        "teacher drivable R18": "sample/teacher_drivable_R18.yaml",
-    }, (256, 144)),
-}
-
-
-def benchmark_exported(rounds, scale=1.0, opts=()):
-    """Per image: PyTorch eager / onnxruntime, both on the CPU (or each on the GPU), for the
-    student and each teacher of both settings; models interleaved per round, one process."""
-    import tempfile
-
-    from lv_adapter.deploy import ExportedModel, export_model
-
-    for setting, (configs, size) in EXPORT_SETTINGS.items():
-        size = scaled(size, scale)
-        models = {}
-        with tempfile.TemporaryDirectory() as folder:
-            for name, config in tqdm(configs.items(), desc=f"exporting ({setting})"):
-                model = load_model(config, False, opts)
-                out = os.path.join(folder, name.replace(" ", "_"))
-                export_model(model_config(config, opts), model, random_image(0, size).float(),
-                             out)
-                models[f"{name} eager"] = model
-                models[f"{name} onnxruntime"] = ExportedModel(out, threads=torch.get_num_threads())
-            medians = median_inference_seconds(models, rounds, size)
-        print(f"== {setting}: inference, {size[0]}x{size[1]}, {_where()} (onnxruntime: "
-              f"{torch.get_num_threads()} intra-op threads), median of {rounds} rounds:")
-        for name in configs:
-            eager, onnx = medians[f"{name} eager"], medians[f"{name} onnxruntime"]
-            print(f"  {name:24s} eager {eager:7.3f} s, onnxruntime {onnx:7.3f} s/image, ratio "
-                  f"onnxruntime / eager: {onnx / eager:.2f} (target <= 0.8)")
-
-
 def model_config(config_name, opts=()):
     """The config ``load_model`` builds ``configs/<config_name>`` with."""
     return build_config(os.path.join(ROOT, "configs", config_name), list(opts))
@@ -430,6 +343,24 @@ def benchmark_training(steps, opts=()):
         print(f"  {name:24s} {result['step_s']:6.1f} s/step  peak {result['peak_mib']:7.0f} MiB")
 
 
+def parse_timing_args(doc, argv=None, steps=True, flags=None):
+    """The command line of a speed benchmark built on these helpers (benchmark_export.py,
+    benchmark_lanes.py): ``--rounds``, ``--steps`` (with ``steps``), the ``flags`` ({option:
+    help}, each true when given), ``--scale`` and the config overrides for every model; the
+    description is ``doc``'s first paragraph."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="timed inference rounds")
+    if steps:
+        parser.add_argument("--steps", type=int, default=3, help="timed training steps")
+    for option, text in (flags or {}).items():
+        parser.add_argument(option, action="store_true", help=text)
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="image sizes times this (< 1 only for a quick check)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER,
+                        help="config overrides for every model (KEY VALUE ...)")
+    return parser.parse_args(argv)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed inference rounds")
@@ -444,15 +375,8 @@ def parse_args(argv=None):
     parser.add_argument("--text-only", action="store_true",
                         help="the LV-Adapter's text side alone instead: all tasks in one pass "
                         "over the text tower against task by task, in both settings")
-    parser.add_argument("--exported", action="store_true",
-                        help="PyTorch eager against the ONNX export (onnxruntime) instead, for "
-                        "the student and each teacher of both settings")
-    parser.add_argument("--lanes", action="store_true",
-                        help="projects/LaneMarking's cost instead: four-task students (either "
-                        "lane head) against the three-task one, the two lane teachers")
     parser.add_argument("--scale", type=float, default=1.0,
-                        help="--adapter, --lanes, --exported: image sizes times this (< 1 only "
-                        "for a quick check)")
+                        help="--adapter: image sizes times this (< 1 only for a quick check)")
     parser.add_argument("--child-train", help=argparse.SUPPRESS)
     parser.add_argument("opts", nargs=argparse.REMAINDER,
                         help="config overrides for every model (KEY VALUE ...)")
@@ -471,10 +395,6 @@ def main(argv=None):
         benchmark_text_side(args.steps, args.opts)
     elif args.adapter:
         benchmark_adapter(args.steps, args.rounds, args.scale, args.opts)
-    elif args.lanes:
-        benchmark_lanes(args.steps, args.rounds, args.scale, args.opts)
-    elif args.exported:
-        benchmark_exported(args.rounds, args.scale, args.opts)
     else:
         benchmark_inference(args.rounds, args.opts)
 

@@ -18,7 +18,6 @@ can move AP50 by 0.01. When a box metric differs, the detections on such an edge
 the exported detections are evaluated again with those few taken from PyTorch; the metric counts
 as equal when that makes it equal (every detection is still held to the box and score limits).
 """
-import argparse
 import os
 import sys
 
@@ -35,24 +34,19 @@ from lv_adapter.deploy.runtime import ExportedModel, check_matches_config  # noq
 from lv_adapter.engine.predictor import Predictor  # noqa: E402
 from lv_adapter.evaluation import build_multitask_evaluator, comparison_lines  # noqa: E402
 from lv_adapter.evaluation.base import GroundTruth  # noqa: E402
-from lv_adapter.projects import add_project_argument, import_projects  # noqa: E402
+from lv_adapter.projects import import_projects  # noqa: E402
 from lv_adapter.tasks import DETECTION, get_task  # noqa: E402
-from lv_adapter.utils.cli import check_opts_last  # noqa: E402
+from lv_adapter.utils.cli import config_tool_parser, parse_config_tool_args  # noqa: E402
 
 LIMITS = {"box_max_px": 0.01, "score_max": 1e-4, "unmatched": 0}
 MIN_AGREEMENT = 0.9999
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config-file", required=True)
+    parser = config_tool_parser(__doc__)
     parser.add_argument("--exported", required=True, help="the export folder")
     parser.add_argument("--dataset", help="test set (default: DATASETS.TEST[0])")
-    add_project_argument(parser)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = parser.parse_args(argv)
-    check_opts_last(parser, args.opts)
-    return args
+    return parse_config_tool_args(parser, argv)
 
 
 class Comparison:

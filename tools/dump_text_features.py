@@ -11,7 +11,6 @@ The prompts are run once through the text encoder with the checkpoint's learned 
 file holds per-task [C_task, D] features plus the tasks, class counts, text-encoder and prompt
 settings and the weights they came from. The default output is OUTPUT_DIR/text_features.pth.
 """
-import argparse
 import json
 import logging
 import os
@@ -24,22 +23,17 @@ from lv_adapter.config import build_config
 from lv_adapter.engine import SafeCheckpointer
 from lv_adapter.modeling.adapter import LVAdapter
 from lv_adapter.modeling.adapter.text_features import save_text_features
-from lv_adapter.projects import add_project_argument, import_projects
-from lv_adapter.utils.cli import check_opts_last, check_writable_file
+from lv_adapter.projects import import_projects
+from lv_adapter.utils.cli import check_writable_file, config_tool_parser, parse_config_tool_args
 
 logger = logging.getLogger("lv_adapter.dump_text_features")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config-file", required=True, help="the config the model trained with")
+    parser = config_tool_parser(__doc__)
     parser.add_argument("--output", default=None,
                         help="file to write (default: OUTPUT_DIR/text_features.pth)")
-    add_project_argument(parser)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = parser.parse_args(argv)
-    check_opts_last(parser, args.opts)
-    return args
+    return parse_config_tool_args(parser, argv)
 
 
 def _plain(node):

@@ -2,7 +2,7 @@
 """Export a trained model to ONNX (or TorchScript): one graph, the language priors baked in.
 
     python tools/export_model.py --config-file configs/sample/lv_adapter_R18.yaml \\
-        --output output/export [--format onnx|torchscript] [--sample-image IMG] \\
+        --output output/export [--format onnx|torchscript] [--int8] [--sample-image IMG] \\
         [--project projects/LaneMarking] MODEL.WEIGHTS output/model_final.pth [KEY VALUE ...]
 
 Writes ``--output/model.onnx`` (or ``model.ts``) and ``export.json`` (tasks, class names, input
@@ -12,12 +12,13 @@ what stays outside it. The graph's input size is the test resize of the sample i
 sizes. An LV-Adapter model whose config reads no text-features file gets one first
 (tools/dump_text_features.py, in a process of its own: this one never imports the text
 encoder). After the export, the ONNX graph runs on the sample image with onnxruntime and the
-largest differences from PyTorch are printed.
+largest differences from PyTorch are printed. ``--int8`` quantizes the ONNX graph (dynamic int8,
+lv_adapter/deploy/quantize.py) before that check; its metrics against PyTorch's come from
+tools/check_export_parity.py.
 
 Run the export with ``train_net.py --eval-only --exported DIR`` (metrics), or
 ``tools/visualize_predictions.py --exported DIR`` (drawings).
 """
-import argparse
 import logging
 import os
 import subprocess
@@ -30,9 +31,10 @@ import lv_adapter  # noqa: F401  (registers the datasets)
 from lv_adapter.config import build_config
 from lv_adapter.deploy.export import GRAPH_FILES, ExportError, export_model, sample_input
 from lv_adapter.deploy.parity import ParityReport
+from lv_adapter.deploy.quantize import quantize_export
 from lv_adapter.engine.predictor import Predictor
-from lv_adapter.projects import add_project_argument, import_projects
-from lv_adapter.utils.cli import check_opts_last, check_writable_folder
+from lv_adapter.projects import import_projects
+from lv_adapter.utils.cli import check_writable_folder, config_tool_parser, parse_config_tool_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 logger = logging.getLogger("lv_adapter.export_model")
@@ -40,17 +42,17 @@ TEXT_FILE_KEY = "MODEL.ADAPTER.TEXT_FEATURES_FILE"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-file", required=True, help="the config the model trained with")
+    parser = config_tool_parser(__doc__)
     parser.add_argument("--output", required=True, help="folder for the graph and export.json")
     parser.add_argument("--format", default="onnx", choices=sorted(GRAPH_FILES))
+    parser.add_argument("--int8", action="store_true",
+                        help="quantize the ONNX graph: dynamic int8 (smaller; speed and metrics "
+                        "in BENCHMARKS.md)")
     parser.add_argument("--sample-image", help="image to trace with (default: the first image "
                         "of DATASETS.TEST[0])")
-    add_project_argument(parser)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = parser.parse_args(argv)
-    check_opts_last(parser, args.opts)
+    args = parse_config_tool_args(parser, argv)
+    if args.int8 and args.format != "onnx":
+        parser.error("--int8 quantizes an ONNX graph: it cannot go with --format torchscript")
     return args
 
 
@@ -101,6 +103,9 @@ def main(args):
     image = sample["image"].float()
     info = export_model(cfg, model, image, args.output, args.format,
                         weights=cfg.MODEL.WEIGHTS, config_file=args.config_file)
+    if args.int8:
+        info = quantize_export(args.output)
+        logger.info(f"Quantized the graph: {info['quantization']['method']}")
     text_encoders = sorted(m for m in ("open_clip", "transformers") if m in sys.modules)
     logger.info(f"Exported {', '.join(info['tasks'])} at {info['input']['width']}x"
                 f"{info['input']['height']} to {os.path.join(args.output, info['graph'])} "

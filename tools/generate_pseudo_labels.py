@@ -61,18 +61,15 @@ from lv_adapter.engine.pseudo_summary import (
     remove_stale_outputs,
     weak_label_warnings,
 )
-from lv_adapter.projects import add_project_argument, import_projects
+from lv_adapter.projects import import_projects
 from lv_adapter.tasks import get_task
-from lv_adapter.utils.cli import check_opts_last, check_writable_folder
+from lv_adapter.utils.cli import check_writable_folder, config_tool_parser, parse_config_tool_args
 
 logger = logging.getLogger("lv_adapter.pseudo_labels")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config-file", required=True, help="the teacher's config (one task)")
+    parser = config_tool_parser(__doc__, config_help="the teacher's config (one task)")
     parser.add_argument("--dataset", required=True, help="registered training set to label")
     parser.add_argument("--output", help="pseudo-label root (default: see above)")
     parser.add_argument("--num-gpus", type=int, default=1, help="processes (GPUs or CPU)")
@@ -83,12 +80,9 @@ def parse_args(argv=None):
                         help="label images whose ground truth the teacher trained on (recorded)")
     # Testing hook: end each process abruptly (os._exit) after it wrote this many images.
     parser.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)
-    add_project_argument(parser)
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config KEY VALUE pairs")
-    args = parser.parse_args(argv)
+    args = parse_config_tool_args(parser, argv)
     if args.num_gpus < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--num-gpus and --limit must be >= 1")
-    check_opts_last(parser, args.opts)
     import_projects(args.project)
     return args
 

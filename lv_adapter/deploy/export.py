@@ -25,6 +25,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import ImageList
 from torch import nn
 
+from lv_adapter.modeling.adapter.text_features import FileTextFeatures
 from lv_adapter.tasks import get_task
 from lv_adapter.utils.io import atomic_path, file_sha256, write_json
 
@@ -75,7 +76,7 @@ def output_names(tasks):
 def check_exportable(cfg, model):
     """Refuse what cannot become a graph, saying which part and why."""
     text = getattr(model.adapter, "text", None)
-    if text is not None and type(text).__name__ != "FileTextFeatures":
+    if text is not None and not isinstance(text, FileTextFeatures):
         raise ExportError(
             "adapter (LVAdapter): its text features come from the text encoder; the exported "
             "graph holds them as constants from a file instead. Write it with "

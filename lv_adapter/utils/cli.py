@@ -1,7 +1,33 @@
-"""Command-line checks the tools share, made before any model is built or file written."""
+"""Command-line parts the tools share: the parser of a tool that builds a model from a config,
+and checks made before any model is built or file written."""
+import argparse
 import os
 
-__all__ = ["check_opts_last", "check_writable_file", "check_writable_folder"]
+from lv_adapter.projects import add_project_argument
+
+__all__ = ["check_opts_last", "check_writable_file", "check_writable_folder",
+           "config_tool_parser", "parse_config_tool_args"]
+
+
+def config_tool_parser(doc, config_help="the config the model trained with"):
+    """An ArgumentParser for a tool that builds a model from a config: its description is the
+    first paragraph of ``doc`` (the rest stays the module's), with ``--config-file`` (required)
+    and ``--project``; the tool adds its own options, then calls
+    :func:`parse_config_tool_args`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-file", required=True, help=config_help)
+    add_project_argument(parser)
+    return parser
+
+
+def parse_config_tool_args(parser, argv=None):
+    """Parse ``argv`` with the config's ``KEY VALUE`` overrides last (``args.opts``), refusing
+    an option written after them (:func:`check_opts_last`)."""
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    args = parser.parse_args(argv)
+    check_opts_last(parser, args.opts)
+    return args
 
 
 def check_opts_last(parser, opts):

@@ -11,7 +11,7 @@ from detectron2.utils.visualizer import Visualizer
 
 from lv_adapter.tasks import MaskTask, get_task, task_names
 
-__all__ = ["draw_multitask", "ground_truth_of", "predictions_of"]
+__all__ = ["draw_multitask", "ground_truth_of", "label_font_size", "predictions_of"]
 
 
 def draw_multitask(image_rgb, metadata, drawables=None, scale=1.0):
@@ -45,6 +45,14 @@ def draw_multitask(image_rgb, metadata, drawables=None, scale=1.0):
         _mark_missing(vis, missing)
         pictures.append(vis.output.get_image())
     return np.concatenate(pictures, axis=1)
+
+
+def label_font_size(vis):
+    """The font size a Visualizer ``vis`` gives its own labels (detectron2 sizes them by the
+    picture: the square root of its area over 90, at least 10 // scale), for a task's ``draw``
+    that writes text of its own."""
+    picture = vis.output
+    return max(np.sqrt(picture.height * picture.width) // 90, 10 // picture.scale)
 
 
 def _mark_missing(vis, tasks):

@@ -129,6 +129,39 @@ def test_torchscript_comes_for_free(trained, sample_root, tmp_path):
         assert torch.allclose(a.float(), b.float(), atol=1e-4)
 
 
+@pytest.mark.same_calls
+def test_int8_quantization_writes_a_smaller_graph_the_runtime_runs(trained, exported, tmp_path):
+    """export_model.py --int8: the graph is quantized (dynamic int8), export.json says so and
+    names the float graph it came from; the runtime answers with the same structures, near the
+    float export's (how near on trained models: BENCHMARKS.md)."""
+    from lv_adapter.deploy.quantize import quantize_export
+    from lv_adapter.utils.io import file_sha256
+
+    done = export(TINY, tmp_path / "int8", trained / "model_final.pth", "--int8")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Quantized the graph: dynamic int8" in done.stdout
+    assert "onnxruntime vs PyTorch on" in done.stdout  # the check runs on the int8 graph
+    assert "Inference failed or unsupported type" not in done.stdout  # the quantizer kept quiet
+    info = json.loads((tmp_path / "int8" / "export.json").read_text())
+    assert info["quantization"]["method"] == "dynamic int8"
+    assert info["quantization"]["float_graph_sha256"] == file_sha256(exported[0] / "model.onnx")
+    assert (tmp_path / "int8" / "model.onnx").stat().st_size < 0.5 * (
+        exported[0] / "model.onnx").stat().st_size
+    image = torch.rand(3, 72, 128) * 255
+    quantized = ExportedModel(str(tmp_path / "int8"))([{"image": image}])[0]
+    floating = ExportedModel(str(exported[0]))([{"image": image}])[0]
+    assert set(quantized) == set(floating) == {"instances", "sem_seg", "drivable_seg"}
+    assert quantized["sem_seg"].shape == floating["sem_seg"].shape
+    assert len(quantized["instances"]) == len(floating["instances"])
+    agree = (quantized["drivable_seg"].argmax(0) == floating["drivable_seg"].argmax(0))
+    assert agree.float().mean() > 0.9
+    with pytest.raises(ExportError, match="already quantized \\(dynamic int8\\)"):
+        quantize_export(str(tmp_path / "int8"))
+    refused = export(TINY, tmp_path / "ts", trained / "model_final.pth", "--int8", "--format",
+                     "torchscript")
+    assert refused.returncode == 2 and "--int8 quantizes an ONNX graph" in refused.stdout
+
+
 def test_what_cannot_be_used_is_named(trained, exported, tmp_path):
     from detectron2.modeling import build_model
 

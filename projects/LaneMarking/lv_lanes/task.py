@@ -10,6 +10,7 @@ import numpy as np
 from lv_adapter.data.pseudo_labels import PSEUDO_TASKS_KEY
 from lv_adapter.data.readers import read_label_mask
 from lv_adapter.tasks import IGNORE_LABEL, MaskTask
+from lv_adapter.utils.visualizer import label_font_size
 from lv_lanes.encoding import BACKGROUND_CLASS, CATEGORIES, CLASSES, to_class_ids
 from lv_lanes.files import read_lane_mask
 from lv_lanes.metric import flat_toolkit_table
@@ -108,7 +109,7 @@ class LaneTask(MaskTask):
     def _name_categories(self, vis, ids, lane, colors):
         """Each category's name once, on a pixel of it low in the picture (near the camera),
         moved up while it would cover a name drawn before."""
-        size, placed = vis._default_font_size * 0.8, []
+        size, placed = label_font_size(vis) * 0.8, []
         for category, name in enumerate(CATEGORIES):
             rows, cols = np.nonzero(lane & (ids & 7 == category))
             if not rows.size:
