@@ -1,11 +1,14 @@
 """How exported and eager detections are compared (lv_adapter.deploy.parity): matching, and the
 detections on an edge of COCOeval whose float32 differences move box AP."""
 import logging
+import os
+import sys
 
 import pytest
 import torch
 from detectron2.structures import Boxes, BoxMode, Instances
 
+from conftest import REPO
 from lv_adapter.deploy.parity import compare_outputs, edge_cases, match_detections, \
     take_from_eager
 from lv_adapter.evaluation.detection import coco_box_metrics, ground_truth_boxes, \
@@ -92,3 +95,38 @@ def test_near_equal_scores_that_swap_places_are_edge_cases_only_when_asked():
     assert all("changed places" in c.reason for c in cases)
     fixed = take_from_eager(images, cases)
     assert [float(f.scores[0]) for f in fixed] == [float(a.scores[0]) for _, a, _ in images]
+
+
+class _Comparison:
+    """What check_export_parity.failures reads of a pass: the worst differences, the metric
+    lines that differ, and the edge-case explanation (which says whether it was asked)."""
+
+    def __init__(self, worst, different):
+        self.report = type("Report", (), {"worst": worst})()
+        self._different, self.explained = different, False
+
+    def different(self):
+        return list(self._different)
+
+    def explain_box_metrics(self):
+        self.explained = True
+        return ["1 detection(s) on an edge of COCOeval"], True
+
+
+def test_box_metrics_are_explained_by_edges_only_when_every_detection_holds_the_limits():
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    from check_export_parity import failures
+
+    differs = ["det AP50 28.67 eager, 28.66 exported: DIFFERENT"]
+    close = _Comparison({"detection": {"box_max_px": 5e-5, "score_max": 1e-5, "unmatched": 0}},
+                        differs)
+    assert failures(close) == ([], ["1 detection(s) on an edge of COCOeval"])
+    far = _Comparison({"detection": {"box_max_px": 3.0, "score_max": 1e-5, "unmatched": 0}},
+                      differs)
+    bad, explanation = failures(far)
+    assert not far.explained and explanation == []
+    assert bad == ["detection box_max_px 3"] + differs
+    masks = _Comparison({"semantic": {"argmax_agreement": 1.0}},
+                        ["sem mIoU 48.96 eager, 48.86 exported: DIFFERENT"])
+    assert failures(masks) == (["sem mIoU 48.96 eager, 48.86 exported: DIFFERENT"], [])
+    assert not masks.explained
