@@ -14,6 +14,7 @@ from there.
 """
 import argparse
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -102,17 +103,19 @@ def draw_predictions(args, model_dir):
 
 
 def export_and_compare(args, model_dir, eager):
-    """Export the student (tools/export_model.py, in a process of its own: the export never
-    imports the text encoder), evaluate the export with train_net.py's evaluators, and print
-    each headline metric of both."""
+    """Export the student (tools/export_model.py: the export never imports the text encoder),
+    evaluate the export with ``train_net.py --eval-only --exported``, each in a process of its
+    own as a user runs them, and print each headline metric of both."""
     print("== 7. exporting the student to ONNX; its held-out metrics against PyTorch's")
     export_dir = os.path.join(args.out, "export")
     subprocess.run([sys.executable, os.path.join(TOOLS, "export_model.py"), "--config-file",
                     args.config_file, "--output", export_dir, "MODEL.WEIGHTS",
                     os.path.join(model_dir, "model_final.pth")], check=True)
-    argv = ["--config-file", args.config_file, "--eval-only", "--exported", export_dir,
-            "OUTPUT_DIR", os.path.join(args.out, "export_evaluation")]
-    exported = train_net.main(train_net.argument_parser().parse_args(argv))
+    out = os.path.join(args.out, "export_evaluation")
+    subprocess.run([sys.executable, train_net.__file__, "--config-file", args.config_file,
+                    "--eval-only", "--exported", export_dir, "OUTPUT_DIR", out], check=True)
+    with open(os.path.join(out, train_net.RESULTS_FILE), encoding="utf-8") as f:
+        exported = json.load(f)
     for line in comparison_lines(eager, exported):
         print(line)
 

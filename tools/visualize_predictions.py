@@ -10,6 +10,7 @@
 """
 import argparse
 import glob
+import logging
 import os
 import sys
 
@@ -113,7 +114,8 @@ def exported_model(folder, cfg):
 def main(args):
     """Draw; return the exit status: 1 when an image could not be read (each named on stderr,
     the others drawn all the same)."""
-    setup_logger(name="lv_adapter")
+    if not logging.getLogger("lv_adapter").handlers:  # not yet set up by a caller (the demo)
+        setup_logger(name="lv_adapter")
     import_projects(args.project)
     cfg = build_config(args.config_file, args.opts)
     # The classes the model was trained on, by name (BDD100K's for a config without datasets).
