@@ -319,7 +319,7 @@ def test_speed_benchmark_times_the_export_against_eager(monkeypatch, capsys):
     import benchmark_export
 
     monkeypatch.setattr(benchmark_export, "SETTINGS", {"sample config (R18)": (
-        {"teacher drivable R18": "sample/teacher_drivable_R18.yaml"}, (256, 144))})
+        {"teacher drivable R18": "sample/teacher_drivable_R18.yaml"}, (256, 144), 20)})
     benchmark_export.main(["--rounds", "1", "--scale", "0.25", "--int8"])
     printed = capsys.readouterr().out
     assert "== sample config (R18): inference, 64x36" in printed

@@ -46,8 +46,8 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="folder for the graph and export.json")
     parser.add_argument("--format", default="onnx", choices=sorted(GRAPH_FILES))
     parser.add_argument("--int8", action="store_true",
-                        help="quantize the ONNX graph: dynamic int8 (smaller; speed and metrics "
-                        "in BENCHMARKS.md)")
+                        help="quantize the ONNX graph: dynamic int8, about 4x smaller, but 2-3x "
+                        "slower on the CPUs measured (BENCHMARKS.md)")
     parser.add_argument("--sample-image", help="image to trace with (default: the first image "
                         "of DATASETS.TEST[0])")
     args = parse_config_tool_args(parser, argv)
