@@ -134,6 +134,7 @@ def test_int8_quantization_writes_a_smaller_graph_the_runtime_runs(trained, expo
     """export_model.py --int8: the graph is quantized (dynamic int8), export.json says so and
     names the float graph it came from; the runtime answers with the same structures, near the
     float export's (how near on trained models: BENCHMARKS.md)."""
+    from lv_adapter.config import build_config
     from lv_adapter.deploy.quantize import quantize_export
     from lv_adapter.utils.io import file_sha256
 
@@ -147,12 +148,14 @@ def test_int8_quantization_writes_a_smaller_graph_the_runtime_runs(trained, expo
     assert info["quantization"]["float_graph_sha256"] == file_sha256(exported[0] / "model.onnx")
     assert (tmp_path / "int8" / "model.onnx").stat().st_size < 0.5 * (
         exported[0] / "model.onnx").stat().st_size
-    image = torch.rand(3, 72, 128) * 255
+    image = torch.rand(3, 72, 128, generator=torch.Generator().manual_seed(0)) * 255
     quantized = ExportedModel(str(tmp_path / "int8"))([{"image": image}])[0]
     floating = ExportedModel(str(exported[0]))([{"image": image}])[0]
     assert set(quantized) == set(floating) == {"instances", "sem_seg", "drivable_seg"}
     assert quantized["sem_seg"].shape == floating["sem_seg"].shape
-    assert len(quantized["instances"]) == len(floating["instances"])
+    # Other boxes, so the postprocessing may drop a different number of empty ones.
+    assert 0 < len(quantized["instances"]) <= build_config(TINY).MODEL.SPARSE_RCNN.TEST_TOPK
+    assert quantized["instances"].pred_boxes.tensor.isfinite().all()
     agree = (quantized["drivable_seg"].argmax(0) == floating["drivable_seg"].argmax(0))
     assert agree.float().mean() > 0.9
     with pytest.raises(ExportError, match="already quantized \\(dynamic int8\\)"):
