@@ -163,3 +163,21 @@ def test_a_registered_mask_task_is_mapped_checked_and_evaluated(tmp_path):
         assert set(results) == {"toy_seg"} and results["toy_seg"]["mIoU"] == pytest.approx(100)
         assert results["toy_seg"]["IoU-kerb"] == pytest.approx(100)
         assert metric_lines(results) == ["toy mIoU 100.0"]
+
+
+def test_each_task_says_when_its_pseudo_labels_would_teach_little():
+    """engine/pseudo_summary.weak_label_warnings asks the task's registration: masks mostly
+    left at 255, or detection frames mostly without a box."""
+    from lv_adapter.engine.pseudo_summary import weak_label_warnings
+
+    masks = {"task": "semantic", "images": 4, "ignored_share": 0.7,
+             "threshold": {"PSEUDO_LABELS.SEM_SEG_SCORE_THRESH": 0.9}}
+    assert weak_label_warnings(masks) == [
+        "70% of the semantic pixels are left at 255 (below PSEUDO_LABELS.SEM_SEG_SCORE_THRESH): "
+        "the pseudo masks label little; train the teacher longer or lower "
+        "PSEUDO_LABELS.SEM_SEG_SCORE_THRESH"]
+    assert weak_label_warnings({**masks, "ignored_share": 0.3}) == []
+    boxes = {"task": "detection", "images": 4, "images_without_boxes": 1, "threshold": {}}
+    assert weak_label_warnings(boxes) == []
+    assert weak_label_warnings({**boxes, "images_without_boxes": 3})[0].startswith(
+        "3 of 4 images got no detection box at or above the threshold")

@@ -23,6 +23,10 @@ __all__ = [
 # The label id of pixels that no loss and no metric counts (BDD100K's ignore value): unlabeled,
 # unsure pseudo-label pixels, padding.
 IGNORE_LABEL = 255
+# Pseudo-label summaries: shares and means rounded to this many decimals; more than WEAK_SHARE
+# of the images without a box, or of the pixels left at 255, is worth a warning.
+SUMMARY_DECIMALS = 6
+WEAK_SHARE = 0.5
 
 TASK_REGISTRY = Registry("TASK")
 TASK_REGISTRY.__doc__ = """Tasks of the multi-task model, by name, in the order they registered
@@ -184,6 +188,21 @@ class Task:
         """Write the pseudo label of one image (dataset dict ``record``) from the teacher's
         ``output`` to ``path`` (atomically), keeping what scores at least ``threshold``."""
         raise NotImplementedError
+
+    def pseudo_work_paths(self, root):
+        """Files and folders under ``root`` that only an unfinished generation holds (per-image
+        parts waiting to be merged); removed once it is complete. None by default."""
+        return []
+
+    def finish_pseudo_labels(self, root, image_ids):
+        """Once every image is labeled: write what is merged from the per-image files, if
+        anything, and return the counts the summary reports (``engine/pseudo_summary.py``)."""
+        raise NotImplementedError
+
+    def weak_pseudo_label_warnings(self, summary, key):
+        """Messages when the summary shows labels that would mostly teach the student nothing
+        or "no object" (``key``: the teacher's threshold key); empty when they look usable."""
+        return []
 
     # -- drawing (the panels are laid out by lv_adapter/utils/visualizer.py) ---------------------
 

@@ -4,6 +4,8 @@ Dataset dicts hold ``annotations`` (detectron2's format, XYXY_ABS boxes); the ma
 into ``instances`` (``gt_boxes``, ``gt_classes``; crowd and ignore boxes are not targets); the
 model returns ``instances`` (``pred_boxes``, ``scores``, ``pred_classes``).
 """
+import collections
+import json
 import os
 
 import numpy as np
@@ -12,7 +14,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, Instances
 
-from lv_adapter.tasks.base import Task
+from lv_adapter.tasks.base import SUMMARY_DECIMALS, WEAK_SHARE, Task
 from lv_adapter.utils.io import write_json
 from lv_adapter.tasks.semantic import SEM_SEG_CLASSES, SEM_SEG_COLORS
 
@@ -43,7 +45,7 @@ DET_COLORS = tuple(
 
 _CROWD_COLOR = (0.6, 0.6, 0.6)  # ignore regions are drawn grey
 # Pseudo labels: one part file per image under <root>/.parts/detection/, merged into the det_20
-# file at the end (engine/pseudo_summary.py), then removed.
+# file at the end (finish_pseudo_labels), then removed.
 PARTS_FOLDER = ".parts"
 # Decimals kept in the JSON: far below a pixel and below any useful score difference, and the
 # file is a third the size of one with every float digit.
@@ -147,6 +149,42 @@ class DetectionTask(Task):
         frame, too_small = detection_frame(name, output[self.output_key], threshold)
         write_json(path, {"frame": frame, "boxes_below_one_pixel": too_small})
 
+    def pseudo_work_paths(self, root):
+        """The per-image parts (one frame each) waiting for the merge."""
+        return [os.path.join(root, PARTS_FOLDER, self.name)]
+
+    def finish_pseudo_labels(self, root, image_ids):
+        """Merge the parts into the det_20 file (frames sorted by name); return box counts."""
+        from lv_adapter.data.pseudo_labels import pseudo_label_paths
+
+        frames, too_small = [], 0
+        for image_id in image_ids:
+            part = _read_part(self.pseudo_label_file(root, image_id))
+            frames.append(part["frame"])
+            too_small += part["boxes_below_one_pixel"]
+        frames.sort(key=lambda frame: frame["name"])
+        write_json(pseudo_label_paths(root)[self.name], frames)
+        per_class = collections.Counter(lab["category"] for fr in frames for lab in fr["labels"])
+        boxes = sum(per_class.values())
+        return {
+            "boxes": boxes,
+            "boxes_per_image": round(boxes / max(len(frames), 1), SUMMARY_DECIMALS),
+            "images_without_boxes": sum(not frame["labels"] for frame in frames),
+            "boxes_per_class": {name: per_class[name] for name in self.classes},
+            "boxes_below_one_pixel": too_small,
+        }
+
+    def weak_pseudo_label_warnings(self, summary, key):
+        """An image with a pseudo frame but no box trains the head that it holds no object; a
+        weak teacher (or a threshold above its scores) writes such frames for most images."""
+        empty = summary["images_without_boxes"]
+        if empty / max(summary.get("images", 0), 1) > WEAK_SHARE:
+            return [f"{empty} of {summary['images']} images got no detection box at or above "
+                    f"{key}: the student will learn that they hold no object. Train the "
+                    f"teacher longer or lower {key} (its scores are in the teacher's "
+                    f"evaluation export, inference/*/bdd100k/det.json)"]
+        return []
+
     def drawable_from_label(self, dataset_dict):
         """``{"boxes": [N, 4] XYXY_ABS, "classes": [N], "crowd": [N] bool}``."""
         if self.name not in dataset_dict.get("labeled_tasks", ()):
@@ -224,3 +262,16 @@ def detection_frame(name, instances, threshold):
             "score": round(float(scores[index]), SCORE_DECIMALS),
         })
     return {"name": name, "labels": labels}, too_small
+
+
+def _read_part(path):
+    """One image's part file: ``{"frame": ..., "boxes_below_one_pixel": n}``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            part = json.load(f)
+        if not isinstance(part, dict) or not {"frame", "boxes_below_one_pixel"} <= part.keys():
+            raise ValueError("not a part written by this tool")
+        return part
+    except (ValueError, OSError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: unreadable detection part ({e}); delete it and run the same "
+                         "command again: its image is labeled again") from None

@@ -15,7 +15,8 @@ from detectron2.data import transforms as T
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from torch.nn import functional as F
 
-from lv_adapter.tasks.base import IGNORE_LABEL, TASK_REGISTRY, Task
+from lv_adapter.tasks.base import (IGNORE_LABEL, SUMMARY_DECIMALS, TASK_REGISTRY, WEAK_SHARE,
+                                   Task)
 from lv_adapter.utils.io import write_image
 
 __all__ = ["MaskTask", "confident_labels", "mask_task_names", "transform_label_mask"]
@@ -129,6 +130,33 @@ class MaskTask(Task):
                 f"{record['height']} (WxH)"
             )
         write_image(path, labels)
+
+    def finish_pseudo_labels(self, root, image_ids):
+        """Per-class share of all pixels and the share left at 255, read from the masks."""
+        counts = np.zeros(256, dtype=np.int64)
+        for image_id in image_ids:
+            path = self.pseudo_label_file(root, image_id)
+            mask = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+            if mask is None:
+                raise OSError(f"{path}: cannot read this pseudo-label mask")
+            counts += np.bincount(mask.ravel(), minlength=256)
+        total = int(counts.sum())
+
+        def share(count):
+            return round(float(count) / total, SUMMARY_DECIMALS) if total else 0.0
+
+        return {
+            "pixels": total,
+            "ignored_share": share(counts[IGNORE_LABEL]),
+            "class_coverage": {name: share(counts[i]) for i, name in enumerate(self.classes)},
+        }
+
+    def weak_pseudo_label_warnings(self, summary, key):
+        ignored = summary.get("ignored_share", 0.0)
+        if ignored > WEAK_SHARE:
+            return [f"{ignored:.0%} of the {self.name} pixels are left at 255 (below {key}): "
+                    f"the pseudo masks label little; train the teacher longer or lower {key}"]
+        return []
 
     def drawable_from_label(self, dataset_dict):
         """The HxW class ids of the image's mask (checked as the mapper checks it)."""
