@@ -4,7 +4,7 @@
 For the student and each teacher of two settings (the R50 paper config at 1280x720 and the
 sample config, R18, at 256x144): each model built with random weights (speed does not depend on
 them), exported at the size it is timed at, and timed interleaved with its eager self over rounds
-in one process (``benchmark_speed.median_inference_seconds``); postprocessing to the original
+in one process (``timing.median_inference_seconds``); postprocessing to the original
 size is included on both sides. onnxruntime gets as many intra-op threads as torch. Models run
 on MODEL.DEVICE (and onnxruntime on the CUDA provider where it has one). ``--int8``: the dynamic
 int8 quantization of each export (lv_adapter/deploy/quantize.py) is timed in the same rounds.
@@ -21,8 +21,9 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark_speed import MODELS, SIZE, load_model, median_inference_seconds, \
-    model_config, parse_timing_args, random_image, scaled, where  # noqa: E402
+from benchmark_speed import MODELS  # noqa: E402
+from timing import SIZE, load_model, median_inference_seconds, model_config, \
+    parse_timing_args, random_image, scaled, where  # noqa: E402
 from lv_adapter.deploy import ExportedModel, export_model  # noqa: E402
 from lv_adapter.deploy.quantize import quantize_export  # noqa: E402
 

@@ -13,9 +13,9 @@ at 1280x720 (CLIP RN50 text tower, random weights) and on the demo's sample conf
 where the text side's share of the step is timed too; and the R50 student with the adapter
 against the three teachers. The text side alone (``--text-only``): learned prompts -> text
 encoder -> projection, forward and backward, with all tasks in one pass over the text tower
-against task by task, interleaved, in both settings. The helpers here (models with random
-weights, interleaved medians) also serve ``tools/benchmark_export.py`` (the ONNX export against
-eager) and ``projects/LaneMarking/tools/benchmark_lanes.py`` (the cost of lane marking).
+against task by task, interleaved, in both settings. Its helpers (models with random weights,
+interleaved medians) are ``tools/timing.py``, shared with ``tools/benchmark_export.py`` (the
+ONNX export against eager) and ``projects/LaneMarking/tools/benchmark_lanes.py`` (lanes).
 Models run on MODEL.DEVICE
 (``MODEL.DEVICE cuda`` for a GPU; the timers then wait for the GPU). Config overrides
 (KEY VALUE ...) at the end apply to every model.
@@ -27,35 +27,29 @@ Models run on MODEL.DEVICE
     python tools/benchmark_speed.py --text-only --steps 20 MODEL.DEVICE cuda
     python tools/benchmark_speed.py --train --steps 3 MODEL.SEMANTIC_HEAD.PIXEL_DECODER light
 """
-import itertools
 import argparse
+import itertools
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
-import time
 
-import numpy as np
 import torch
-from detectron2.modeling import build_model
-from detectron2.structures import Boxes, Instances
-from tqdm import tqdm
 
-from lv_adapter import build_config
-from lv_adapter.engine import fold_frozen_norms
-from lv_adapter.modeling.segmentation import PIXEL_DECODERS, UPSAMPLE_ORDERS
-from lv_adapter.tasks import get_task, mask_task_names, task_names
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import ROOT, SIZE, load_model, median_inference_seconds, median_seconds, \
+    scaled, timed, train_step, training_batch, where  # noqa: E402
+from lv_adapter import build_config  # noqa: E402
+from lv_adapter.modeling.segmentation import PIXEL_DECODERS, UPSAMPLE_ORDERS  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {  # name -> config under configs/
     "multi-task R50": "bdd100k/multitask_R50.yaml",
     "teacher detection R50": "bdd100k/teachers/teacher_detection_R50_full.yaml",
     "teacher semantic R50": "bdd100k/teachers/teacher_semantic_R50_full.yaml",
     "teacher drivable R50": "bdd100k/teachers/teacher_drivable_R50_full.yaml",
 }
-SIZE = (1280, 720)  # (width, height) of the paper's images
 
 # --adapter: the LV-Adapter's cost. Off = the IdentityAdapter slot. On the R50 paper config:
 # CLIP's RN50 text tower (random weights: no model hub; speed does not depend on them); on the
@@ -82,74 +76,6 @@ ADAPTER_SETTINGS = {
 NCHW = "multi-task R50 NCHW"
 
 
-def load_model(config_name, train, opts=()):
-    """Build the model of ``configs/<config_name>`` (or of an absolute path; random weights)
-    on MODEL.DEVICE."""
-    cfg = model_config(config_name, opts)
-    torch.manual_seed(0)
-    model = build_model(cfg).train(train)
-    if not train:
-        fold_frozen_norms(model)
-    return model
-
-
-def random_image(seed, size=SIZE):
-    """[3, H, W] uint8 for ``size`` (width, height)."""
-    rng = np.random.default_rng(seed)
-    return torch.as_tensor(rng.integers(0, 255, (3, size[1], size[0]), dtype=np.uint8))
-
-
-def _synchronize():
-    # CUDA runs asynchronously: a timer must wait for the queued kernels.
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def timed(fn):
-    """Seconds ``fn()`` takes, the GPU's queued work included."""
-    _synchronize()
-    start = time.perf_counter()
-    fn()
-    _synchronize()
-    return time.perf_counter() - start
-
-
-def infer(model, image):
-    """A callable running ``model`` on ``image`` ([3, H, W]) without gradients."""
-    height, width = image.shape[1:]
-
-    def run():
-        with torch.no_grad():
-            model([{"image": image, "height": height, "width": width}])
-    return run
-
-
-def median_seconds(fns, rounds):
-    """{name: callable} -> {name: median seconds}: each called once to warm up, then once per
-    round, interleaved so that the machine's drift hits every callable alike."""
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in tqdm(range(rounds), desc="steps"):
-        for name, fn in fns.items():
-            times[name].append(timed(fn))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def median_inference_seconds(models, rounds, size=SIZE):
-    """{name: model} -> {name: median seconds per image}, the models interleaved per round (a
-    new image each round) after one warm-up call each (first calls allocate; caches fill)."""
-    image = random_image(0, size)
-    for model in models.values():
-        infer(model, image)()
-    times = {name: [] for name in models}
-    for r in tqdm(range(rounds), desc="rounds"):
-        image = random_image(r + 1, size)
-        for name, model in models.items():
-            times[name].append(timed(infer(model, image)))
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
 def benchmark_inference(rounds, opts=()):
     models = {name: load_model(cfg, False, opts) for name, cfg in MODELS.items()}
     models[NCHW] = load_model(MODELS["multi-task R50"], False,
@@ -168,46 +94,6 @@ def _print_against_teachers(medians, student, rounds, size):
     print(f"  {'three teachers in turn':34s} {teachers:7.3f} s/image")
     print(f"  ratio {student} / teachers: {medians[student] / teachers:.2f} (target <= 0.5)")
     return teachers
-
-
-def where():
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    return f"CPU, {torch.get_num_threads()} threads"
-
-
-def training_batch(size=SIZE, num_images=2):
-    """``num_images`` random images of ``size`` (width, height) labeled for every task."""
-    width, height = size
-    batch = []
-    for seed in range(num_images):
-        rng = np.random.default_rng(seed)
-        instances = Instances((height, width))
-        box = min(150, width // 4, height // 4)
-        xy = rng.uniform(0, [width - box, height - box], (10, 2))
-        boxes = np.concatenate([xy, xy + box], axis=1)
-        instances.gt_boxes = Boxes(torch.as_tensor(boxes, dtype=torch.float32))
-        instances.gt_classes = torch.as_tensor(rng.integers(0, 10, 10))
-        image = {"image": random_image(seed, size), "instances": instances,
-                 "labeled_tasks": task_names()}
-        for task in map(get_task, mask_task_names()):  # a project's mask task too
-            image[task.input_key] = torch.as_tensor(
-                rng.integers(0, len(task.classes), (height, width)))
-        batch.append(image)
-    return batch
-
-
-def train_step(model, batch):
-    """A callable running one training step (forward, backward, AdamW step) on ``batch``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-5)
-
-    def step():
-        loss = sum(model(batch).values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return step
 
 
 def text_tower_step(model, one_pass=True):
@@ -239,11 +125,6 @@ def benchmark_text_side(steps, opts=()):
             print(f"  {name:34s} {sec * 1000:8.2f} ms")
         ratio = seconds["task by task"] / seconds["all tasks in one pass"]
         print(f"  ratio task by task / one pass: {ratio:.2f}")
-
-
-def scaled(size, scale):
-    """(width, height) times ``scale``, at least 64x36 (the smallest the models take)."""
-    return max(64, round(size[0] * scale)), max(36, round(size[1] * scale))
 
 
 def benchmark_adapter(steps, rounds, scale=1.0, opts=()):
@@ -320,11 +201,6 @@ def benchmark_heads(rounds, opts=()):
         print(f"  {name:36s} {sec:6.2f} s/image")
 
 
-def model_config(config_name, opts=()):
-    """The config ``load_model`` builds ``configs/<config_name>`` with."""
-    return build_config(os.path.join(ROOT, "configs", config_name), list(opts))
-
-
 def train_steps(config_name, steps, opts=()):
     """Run in a child process: print JSON with seconds per step and peak RSS in MiB."""
     step = train_step(load_model(config_name, True, opts), training_batch())
@@ -341,24 +217,6 @@ def benchmark_training(steps, opts=()):
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         result = json.loads(out.strip().splitlines()[-1])
         print(f"  {name:24s} {result['step_s']:6.1f} s/step  peak {result['peak_mib']:7.0f} MiB")
-
-
-def parse_timing_args(doc, argv=None, steps=True, flags=None):
-    """The command line of a speed benchmark built on these helpers (benchmark_export.py,
-    benchmark_lanes.py): ``--rounds``, ``--steps`` (with ``steps``), the ``flags`` ({option:
-    help}, each true when given), ``--scale`` and the config overrides for every model; the
-    description is ``doc``'s first paragraph."""
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="timed inference rounds")
-    if steps:
-        parser.add_argument("--steps", type=int, default=3, help="timed training steps")
-    for option, text in (flags or {}).items():
-        parser.add_argument(option, action="store_true", help=text)
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="image sizes times this (< 1 only for a quick check)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="config overrides for every model (KEY VALUE ...)")
-    return parser.parse_args(argv)
 
 
 def parse_args(argv=None):

@@ -63,7 +63,7 @@ class Comparison:
         self.dataset = dataset
         loader = train_net.Trainer.build_test_loader(cfg, dataset)
         evaluators = [build_multitask_evaluator(cfg, dataset) for _ in range(2)]
-        ground_truth = GroundTruth(dataset)
+        self.ground_truth = ground_truth = GroundTruth(dataset)
         self.report, self.detections = ParityReport(), []
         for evaluator in evaluators:
             evaluator.reset()
@@ -100,7 +100,8 @@ class Comparison:
 
     def _box_metrics(self, cases):
         """The exported detections' box metrics with ``cases`` taken from PyTorch."""
-        evaluator = get_task(DETECTION).build_evaluator(self.dataset)
+        evaluator = get_task(DETECTION).build_evaluator(self.dataset,
+                                                        ground_truth=self.ground_truth)
         evaluator.reset()
         evaluator.process([{"image_id": r["image_id"]} for r, _, _ in self.detections],
                           [{"instances": b} for b in take_from_eager(self.detections, cases)])

@@ -4,7 +4,7 @@ against the three-task student, and the two lane teachers against each other.
 
 Inference at 256x144 (the sample) and 1280x720, training steps (batch 4) at 256x144; random
 weights (speed does not depend on them), the models interleaved over rounds in one process
-(the repository's ``tools/benchmark_speed.py`` helpers). Models run on MODEL.DEVICE.
+(the repository's ``tools/timing.py``). Models run on MODEL.DEVICE.
 
     python projects/LaneMarking/tools/benchmark_lanes.py --steps 10 --rounds 10
 """
@@ -15,7 +15,7 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(PROJECT))
 sys.path[:0] = [PROJECT, REPO, os.path.join(REPO, "tools")]
 
-from benchmark_speed import SIZE, load_model, median_inference_seconds, median_seconds, \
+from timing import SIZE, load_model, median_inference_seconds, median_seconds, \
     parse_timing_args, scaled, train_step, training_batch, where  # noqa: E402
 from lv_adapter.projects import import_projects  # noqa: E402
 
